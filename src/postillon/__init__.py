@@ -1,0 +1,3 @@
+"""Postillon: self-hostable marketing automation."""
+
+__version__ = "0.1.0"

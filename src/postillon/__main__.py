@@ -1,0 +1,3 @@
+from postillon.cli.main import app
+
+app()

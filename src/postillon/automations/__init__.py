@@ -1,0 +1,1 @@
+"""Automations: rules and journeys. For now, the hooks other features call into."""

@@ -1,0 +1,1 @@
+"""The command-line entry point: `postillon serve|worker|db|keys|users|contacts`."""

@@ -1,0 +1,55 @@
+"""What every command shares: building the runtime and reporting errors plainly."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator
+
+import typer
+from rich.console import Console
+
+from postillon.errors import PostillonError
+from postillon.kit import migrate
+from postillon.runtime import Runtime
+from postillon.settings import load_settings
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+
+@contextlib.contextmanager
+def cli_runtime(*, require_schema: bool = True, **overrides: object) -> Iterator[Runtime]:
+    """A runtime for one command; domain errors end the command with their message."""
+    runtime: Runtime | None = None
+    try:
+        runtime = Runtime.build(load_settings(**overrides))
+        if require_schema:
+            _check_schema(runtime)
+        yield runtime
+    except PostillonError as error:
+        err_console.print(f"[red]error:[/red] {error.message}")
+        raise typer.Exit(code=2) from None
+    except ValueError as error:  # settings that do not validate
+        err_console.print(f"[red]error:[/red] {error}")
+        raise typer.Exit(code=2) from None
+    finally:
+        if runtime is not None:
+            runtime.close()
+
+
+def _check_schema(runtime: Runtime) -> None:
+    current = migrate.current_revision(runtime.database)
+    head = migrate.head_revision(runtime.database)
+    if current != head:
+        err_console.print(
+            f"[red]error:[/red] the database schema is at {current or 'nothing'}, "
+            f"this Postillon needs {head}: run `postillon db upgrade`"
+        )
+        raise typer.Exit(code=2)
+
+
+def configure_logging(level: str = "INFO") -> None:
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
+    )

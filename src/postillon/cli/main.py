@@ -1,0 +1,93 @@
+"""`postillon`: run the server or the worker, migrate, manage keys, users and contacts."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import typer
+import uvicorn
+
+from postillon.auth.service import Scope
+from postillon.cli import contacts, keys, users
+from postillon.cli.common import cli_runtime, configure_logging, console
+from postillon.kit import migrate
+from postillon.web.app import create_app
+from postillon.worker.runner import Worker
+
+app = typer.Typer(
+    name="postillon",
+    help="Postillon: self-hostable marketing automation.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+db_app = typer.Typer(help="The database schema.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(keys.app, name="keys")
+app.add_typer(users.app, name="users")
+app.add_typer(contacts.app, name="contacts")
+
+
+@app.command()
+def serve(
+    host: str = typer.Option(None, help="address to listen on [default: 127.0.0.1]"),
+    port: int = typer.Option(None, help="port to listen on [default: 8000]"),
+    worker: bool = typer.Option(True, help="run the worker in this process too"),
+) -> None:
+    """Migrate the database and run the web app (and, by default, the worker)."""
+    configure_logging()
+    with cli_runtime(require_schema=False) as runtime:
+        migrate.upgrade(runtime.database)
+        with runtime.database.transaction() as session:
+            if not runtime.api_keys.has_admin_key(session):
+                _, secret = runtime.api_keys.create(session, scope=Scope.admin, name="first start")
+                console.print(
+                    "First start: an admin API key was created. It is shown only now; "
+                    "send it as 'Authorization: Bearer KEY':"
+                )
+                console.print(secret)
+        settings = runtime.settings
+        config = uvicorn.Config(
+            create_app(runtime, run_worker=worker),
+            host=host or settings.host,
+            port=port or settings.port,
+            log_level="info",
+            lifespan="on",
+        )
+        console.print(f"Postillon on http://{config.host}:{config.port}  (Ctrl-C stops it)")
+        uvicorn.Server(config).run()
+
+
+@app.command("worker")
+def run_worker(
+    name: str = typer.Option("worker", help="a name for this worker in the logs"),
+) -> None:
+    """Run a worker without the web app (scale-out: any number, on any machine)."""
+    configure_logging()
+    with cli_runtime() as runtime:
+        instance = Worker(runtime, name=name)
+
+        async def main() -> None:
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, instance.stop)
+            await instance.run_forever()
+
+        asyncio.run(main())
+
+
+@db_app.command("upgrade")
+def db_upgrade(revision: str = typer.Argument("head")) -> None:
+    """Bring the database schema up to date."""
+    with cli_runtime(require_schema=False) as runtime:
+        migrate.upgrade(runtime.database, revision)
+        console.print(f"schema at {migrate.current_revision(runtime.database)}")
+
+
+@db_app.command("current")
+def db_current() -> None:
+    """Show the schema revision of the database."""
+    with cli_runtime(require_schema=False) as runtime:
+        current = migrate.current_revision(runtime.database)
+        head = migrate.head_revision(runtime.database)
+        console.print(f"{current or 'empty'} (latest: {head})")

@@ -1,0 +1,1 @@
+"""Contacts: who Postillon knows, their attributes, tags, consent and timeline."""

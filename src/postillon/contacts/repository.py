@@ -1,0 +1,226 @@
+"""Every query about contacts, their tags, consents and attribute definitions."""
+
+from __future__ import annotations
+
+import uuid
+from collections import defaultdict
+from collections.abc import Collection, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from postillon.kit.repository import chunked, execute_many, insert_ignoring_conflicts
+from postillon.models import (
+    AttributeDefinition,
+    Contact,
+    ContactConsent,
+    ContactImportTouch,
+    ContactTag,
+    Event,
+    User,
+)
+
+contacts_table = Contact.__table__
+CONTACT_COLUMNS = tuple(c.name for c in contacts_table.columns)
+
+
+def rows_by_column(session: Session, column: str, values: Collection[str]) -> list[dict[str, Any]]:
+    """Contacts whose `email` or `external_id` is one of `values`, as plain rows."""
+    found: list[dict[str, Any]] = []
+    col = contacts_table.c[column]
+    for part in chunked(sorted(values)):
+        result = session.execute(select(contacts_table).where(col.in_(part)))
+        found.extend(dict(row._mapping) for row in result)
+    return found
+
+
+def rows_by_ids(session: Session, ids: Collection[uuid.UUID]) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    for part in chunked(sorted(ids)):
+        result = session.execute(select(contacts_table).where(contacts_table.c.id.in_(part)))
+        found.extend(dict(row._mapping) for row in result)
+    return found
+
+
+def get(session: Session, contact_id: uuid.UUID) -> Contact | None:
+    return session.get(Contact, contact_id)
+
+
+def tags_of(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
+    tags: dict[uuid.UUID, set[str]] = defaultdict(set)
+    for part in chunked(sorted(ids)):
+        rows = session.execute(
+            select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(part))
+        )
+        for contact_id, tag in rows:
+            tags[contact_id].add(tag)
+    return tags
+
+
+def consents_of(
+    session: Session, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, dict[str, Any]]]:
+    consents: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
+    for part in chunked(sorted(ids)):
+        rows = session.execute(
+            select(ContactConsent.__table__).where(ContactConsent.contact_id.in_(part))
+        )
+        for row in rows:
+            mapping = dict(row._mapping)
+            consents[mapping["contact_id"]][mapping["channel"]] = mapping
+    return consents
+
+
+def insert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, insert(Contact), rows)
+
+
+def update_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Rewrite whole rows by primary key (one executemany per batch)."""
+    execute_many(session, update(Contact), rows)
+
+
+def add_tags(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, insert_ignoring_conflicts(session, ContactTag), rows)
+
+
+def remove_tags(session: Session, contact_id: uuid.UUID, tags: Collection[str]) -> int:
+    result = session.execute(
+        delete(ContactTag).where(ContactTag.contact_id == contact_id, ContactTag.tag.in_(tags))
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def insert_consents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, insert(ContactConsent), rows)
+
+
+def update_consents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, update(ContactConsent), rows)
+
+
+def attribute_types(session: Session, names: Collection[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for part in chunked(sorted(names)):
+        rows = session.execute(
+            select(AttributeDefinition.name, AttributeDefinition.type).where(
+                AttributeDefinition.name.in_(part)
+            )
+        )
+        found.update({name: kind for name, kind in rows})
+    return found
+
+
+def all_attribute_definitions(session: Session) -> list[AttributeDefinition]:
+    return list(session.scalars(select(AttributeDefinition).order_by(AttributeDefinition.name)))
+
+
+def define_attributes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, insert_ignoring_conflicts(session, AttributeDefinition), rows)
+
+
+def user_ids_by_email(session: Session, emails: Collection[str]) -> dict[str, uuid.UUID]:
+    if not emails:
+        return {}
+    rows = session.execute(select(User.email, User.id).where(User.email.in_(sorted(emails))))
+    return {email: user_id for email, user_id in rows}
+
+
+def user_emails_by_id(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
+    if not ids:
+        return {}
+    rows = session.execute(select(User.id, User.email).where(User.id.in_(sorted(ids))))
+    return {user_id: email for user_id, email in rows}
+
+
+def list_page(
+    session: Session,
+    *,
+    email: str | None,
+    external_id: str | None,
+    tag: str | None,
+    search: str | None,
+    lifecycle_stage: str | None,
+    after_id: uuid.UUID | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """A page of contacts in id order (ids are time-ordered, so this is creation order)."""
+    query = select(contacts_table).order_by(contacts_table.c.id).limit(limit)
+    if email is not None:
+        query = query.where(contacts_table.c.email == email)
+    if external_id is not None:
+        query = query.where(contacts_table.c.external_id == external_id)
+    if lifecycle_stage is not None:
+        query = query.where(contacts_table.c.lifecycle_stage == lifecycle_stage)
+    if tag is not None:
+        query = query.where(
+            select(ContactTag.contact_id)
+            .where(ContactTag.contact_id == contacts_table.c.id, ContactTag.tag == tag)
+            .exists()
+        )
+    if search:
+        pattern = _like_prefix(search.lower())
+        query = query.where(
+            or_(
+                contacts_table.c.email.like(pattern, escape="\\"),
+                func.lower(contacts_table.c.first_name).like(pattern, escape="\\"),
+                func.lower(contacts_table.c.last_name).like(pattern, escape="\\"),
+                contacts_table.c.external_id == search,
+            )
+        )
+    if after_id is not None:
+        query = query.where(contacts_table.c.id > after_id)
+    return [dict(row._mapping) for row in session.execute(query)]
+
+
+def _like_prefix(text: str) -> str:
+    escaped = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+    return escaped + "%"
+
+
+def delete_contact(session: Session, contact_id: uuid.UUID) -> None:
+    """Delete a contact with everything that hangs on it (explicitly: SQLite FKs are per
+    connection and bulk deletes must not depend on them)."""
+    session.execute(delete(Event).where(Event.contact_id == contact_id))
+    session.execute(delete(ContactTag).where(ContactTag.contact_id == contact_id))
+    session.execute(delete(ContactConsent).where(ContactConsent.contact_id == contact_id))
+    session.execute(delete(ContactImportTouch).where(ContactImportTouch.contact_id == contact_id))
+    session.execute(delete(Contact).where(Contact.id == contact_id))
+
+
+def move_tags(session: Session, *, source: uuid.UUID, target: uuid.UUID, now: datetime) -> None:
+    """Give `target` every tag of `source` it lacks, then drop those of `source`."""
+    tags = tags_of(session, [source, target])
+    add_tags(
+        session,
+        [
+            {"contact_id": target, "tag": tag, "added_at": now}
+            for tag in sorted(tags.get(source, set()) - tags.get(target, set()))
+        ],
+    )
+    session.execute(delete(ContactTag).where(ContactTag.contact_id == source))
+
+
+def move_import_touches(session: Session, *, source: uuid.UUID, target: uuid.UUID) -> None:
+    existing = set(
+        session.scalars(
+            select(ContactImportTouch.import_id).where(ContactImportTouch.contact_id == target)
+        )
+    )
+    touches = session.execute(
+        select(ContactImportTouch.import_id, ContactImportTouch.action).where(
+            ContactImportTouch.contact_id == source
+        )
+    ).all()
+    session.execute(delete(ContactImportTouch).where(ContactImportTouch.contact_id == source))
+    execute_many(
+        session,
+        insert(ContactImportTouch),
+        (
+            {"import_id": import_id, "contact_id": target, "action": action}
+            for import_id, action in touches
+            if import_id not in existing
+        ),
+    )

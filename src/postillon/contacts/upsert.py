@@ -1,0 +1,391 @@
+"""Applying many contact changes at once: a fixed number of queries per batch, not per contact.
+
+Create, upsert, update-by-id, the batch API and the CSV import all come through
+`apply_changes`. It works in two phases so that a batch either fails before anything is
+written or writes only the items that passed:
+
+1. check: attribute types, suppression, owners, and who each item is (matched by
+   external_id, then email; conflicts between items of the batch and stored contacts);
+2. write: inserts and updates as executemany, tags and consents likewise.
+"""
+
+from __future__ import annotations
+
+import copy
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from postillon.contacts import fields
+from postillon.contacts import repository as contacts_repository
+from postillon.contacts.changes import ContactChanges
+from postillon.contacts.fields import AttributeType, FieldError
+from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound, PostillonError
+from postillon.events.service import InternalEvent, record_internal
+from postillon.kit.ids import new_id
+from postillon.privacy import repository as privacy_repository
+from postillon.privacy.suppression import REASON_MESSAGES, SuppressionReason, address_digest
+
+
+class Mode(StrEnum):
+    create = "create"  # always a new contact; an email or external_id in use is a conflict
+    upsert = "upsert"  # the contact with this external_id, else this email, else a new one
+    update = "update"  # the contact with `ContactChanges.contact_id`
+
+
+class Action(StrEnum):
+    created = "created"
+    updated = "updated"
+    unchanged = "unchanged"
+    failed = "failed"
+
+
+@dataclass
+class Outcome:
+    action: Action
+    contact_id: uuid.UUID | None = None
+    error: PostillonError | None = None
+
+
+@dataclass
+class _Target:
+    """One contact as the batch will leave it, next to how it was stored."""
+
+    row: dict[str, Any]
+    tags: set[str]
+    consents: dict[str, dict[str, Any]]
+    stored: bool
+    original: dict[str, Any] = field(default_factory=dict)
+    original_tags: set[str] = field(default_factory=set)
+    original_consents: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def snapshot(self) -> tuple[dict[str, Any], set[str], dict[str, dict[str, Any]]]:
+        return copy.deepcopy(self.row), set(self.tags), copy.deepcopy(self.consents)
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    now: datetime
+    secret_key: str
+    source: str
+
+
+def apply_changes(
+    session: Session, items: Sequence[ContactChanges], *, mode: Mode, context: ApplyContext
+) -> list[Outcome]:
+    """Check and apply `items`; failed items are reported in their Outcome and not written."""
+    outcomes = [Outcome(Action.failed) for _ in items]
+    typed_attributes, new_types = _type_attributes(session, items)
+    _check_suppression(session, items, context.secret_key)
+    owners = _resolve_owners(session, items)
+    targets = _load_targets(session, items, mode)
+    by_email = {t.row["email"]: t for t in targets.values() if t.row["email"]}
+    by_external = {t.row["external_id"]: t for t in targets.values() if t.row["external_id"]}
+    consent_events: list[InternalEvent] = []
+
+    for index, item in enumerate(items):
+        outcome = outcomes[index]
+        if item.problems:
+            outcome.error = InvalidInput.of(item.problems)
+            continue
+        target, error = _find_target(item, mode, targets, by_email, by_external)
+        if error is not None:
+            outcome.error = error
+            continue
+        created = target is None
+        if target is None:
+            target = _new_target(context.now)
+        before = target.snapshot()
+        error = _claim_keys(item, target, by_email, by_external)
+        if error is not None:
+            outcome.error = error
+            continue
+        _apply(item, target, typed_attributes[index], owners, context, consent_events)
+        targets[target.row["id"]] = target
+        outcome.contact_id = target.row["id"]
+        if created:
+            outcome.action = Action.created
+        elif target.snapshot() != before:
+            outcome.action = Action.updated
+        else:
+            outcome.action = Action.unchanged
+
+    _write(session, targets.values(), outcomes, new_types, context)
+    record_internal(session, consent_events, now=context.now)
+    return outcomes
+
+
+def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
+    """For all-or-nothing callers: one error that names every failed item."""
+    failed = [o.error for o in outcomes if o.error is not None]
+    if not failed:
+        return
+    if len(failed) == 1:
+        raise failed[0]
+    problems = [p for e in failed for p in (e.problems or (FieldProblem("body", e.message),))]
+    summary = InvalidInput.of(problems).message
+    if all(isinstance(e, Conflict) for e in failed):
+        raise Conflict(summary, problems)
+    raise InvalidInput(summary, problems)
+
+
+def _type_attributes(
+    session: Session, items: Sequence[ContactChanges]
+) -> tuple[list[dict[str, Any]], dict[str, AttributeType]]:
+    """Coerce every attribute value to its attribute's type; new attributes get one."""
+    names = {name for item in items for name in item.attributes}
+    known = {
+        name: AttributeType(kind)
+        for name, kind in contacts_repository.attribute_types(session, names).items()
+    }
+    new_types: dict[str, AttributeType] = {}
+    typed: list[dict[str, Any]] = []
+    for item in items:
+        values: dict[str, Any] = {}
+        for name, raw in item.attributes.items():
+            if raw is None or (item.attributes_from_text and raw == ""):
+                values[name] = None
+                continue
+            kind = known.get(name) or new_types.get(name)
+            if kind is None:
+                kind = item.declared_types.get(name) or (
+                    AttributeType.string
+                    if item.attributes_from_text
+                    else fields.infer_attribute_type(raw)
+                )
+                new_types[name] = kind
+            try:
+                values[name] = fields.coerce_attribute(
+                    raw, kind, from_text=item.attributes_from_text
+                )
+            except FieldError as exc:
+                item.problem(f"attributes.{name}", f"{exc} (attribute {name!r} is a {kind})")
+        typed.append(values)
+    return typed, new_types
+
+
+def _check_suppression(session: Session, items: Sequence[ContactChanges], secret_key: str) -> None:
+    digests: dict[str, list[ContactChanges]] = {}
+    for item in items:
+        email = item.values.get("email")
+        if email and not item.problems:
+            digest = address_digest(secret_key, "email", email)
+            digests.setdefault(digest, []).append(item)
+    for digest, reason in privacy_repository.suppressed(session, digests).items():
+        if reason != SuppressionReason.erased:
+            continue  # bounced or complaining addresses may be stored; they are not mailed
+        for item in digests[digest]:
+            item.problem("email", REASON_MESSAGES[SuppressionReason(reason)])
+
+
+def _resolve_owners(session: Session, items: Sequence[ContactChanges]) -> dict[str, uuid.UUID]:
+    emails = {item.owner_email for item in items if item.owner_email}
+    owners = contacts_repository.user_ids_by_email(session, emails)
+    for item in items:
+        if item.owner_email and item.owner_email not in owners:
+            item.problem("owner", f"no user with the email {item.owner_email}")
+    return owners
+
+
+def _load_targets(
+    session: Session, items: Sequence[ContactChanges], mode: Mode
+) -> dict[uuid.UUID, _Target]:
+    """Every stored contact an item may match or collide with, in three queries at most."""
+    emails = {item.values["email"] for item in items if item.values.get("email")}
+    externals = {item.values["external_id"] for item in items if item.values.get("external_id")}
+    ids = {item.contact_id for item in items if item.contact_id is not None}
+    rows: dict[uuid.UUID, dict[str, Any]] = {}
+    for row in contacts_repository.rows_by_column(session, "email", emails):
+        rows[row["id"]] = row
+    for row in contacts_repository.rows_by_column(session, "external_id", externals):
+        rows[row["id"]] = row
+    if mode is Mode.update:
+        for row in contacts_repository.rows_by_ids(session, ids - rows.keys()):
+            rows[row["id"]] = row
+    tags = contacts_repository.tags_of(session, rows.keys())
+    consents = contacts_repository.consents_of(session, rows.keys())
+    targets: dict[uuid.UUID, _Target] = {}
+    for contact_id, row in rows.items():
+        row["attributes"] = dict(row["attributes"] or {})
+        targets[contact_id] = _Target(
+            row=row,
+            tags=set(tags.get(contact_id, ())),
+            consents=copy.deepcopy(consents.get(contact_id, {})),
+            stored=True,
+            original=copy.deepcopy(row),
+            original_tags=set(tags.get(contact_id, ())),
+            original_consents=copy.deepcopy(consents.get(contact_id, {})),
+        )
+    return targets
+
+
+def _find_target(
+    item: ContactChanges,
+    mode: Mode,
+    targets: dict[uuid.UUID, _Target],
+    by_email: dict[str, _Target],
+    by_external: dict[str, _Target],
+) -> tuple[_Target | None, PostillonError | None]:
+    if mode is Mode.update:
+        target = targets.get(item.contact_id) if item.contact_id else None
+        if target is None:
+            return None, NotFound(f"no contact with id {item.contact_id}")
+        return target, None
+    if mode is Mode.create:
+        return None, None
+    email = item.values.get("email")
+    external_id = item.values.get("external_id")
+    if not email and not external_id:
+        message = "give an email or an external_id to find or create the contact by"
+        return None, InvalidInput.at(item.where("email"), message)
+    by_ext = by_external.get(external_id) if external_id else None
+    by_mail = by_email.get(email) if email else None
+    if by_ext is not None and by_mail is not None and by_ext is not by_mail:
+        return None, _conflict(
+            item, "email", f"belongs to another contact ({by_mail.row['id']}) than the external_id"
+        )
+    if by_ext is None and by_mail is not None and external_id:
+        stored_external = by_mail.row["external_id"]
+        if stored_external and stored_external != external_id:
+            return None, _conflict(
+                item,
+                "external_id",
+                f"the contact with this email has the external_id {stored_external!r}",
+            )
+    return by_ext or by_mail, None
+
+
+def _claim_keys(
+    item: ContactChanges,
+    target: _Target,
+    by_email: dict[str, _Target],
+    by_external: dict[str, _Target],
+) -> PostillonError | None:
+    """Make sure the email and external_id the item gives are free or already the target's."""
+    for name, index in (("email", by_email), ("external_id", by_external)):
+        value = item.values.get(name)
+        if value is None or name not in item.values:
+            continue
+        holder = index.get(value)
+        if holder is not None and holder is not target:
+            return _conflict(item, name, f"already belongs to contact {holder.row['id']}")
+    for name, index in (("email", by_email), ("external_id", by_external)):
+        if name not in item.values:
+            continue
+        old = target.row.get(name)
+        if old and index.get(old) is target:
+            del index[old]
+        if item.values[name]:
+            index[item.values[name]] = target
+    return None
+
+
+def _conflict(item: ContactChanges, name: str, message: str) -> Conflict:
+    location = item.where(name)
+    return Conflict(f"{location}: {message}", [FieldProblem(location, message)])
+
+
+def _new_target(now: datetime) -> _Target:
+    row: dict[str, Any] = {name: None for name in contacts_repository.CONTACT_COLUMNS}
+    row.update(id=new_id(), attributes={}, score=0, created_at=now, updated_at=now)
+    return _Target(row=row, tags=set(), consents={}, stored=False)
+
+
+def _apply(
+    item: ContactChanges,
+    target: _Target,
+    attributes: dict[str, Any],
+    owners: dict[str, uuid.UUID],
+    context: ApplyContext,
+    consent_events: list[InternalEvent],
+) -> None:
+    row = target.row
+    row.update(item.values)
+    if item.owner_given:
+        row["owner_id"] = owners.get(item.owner_email) if item.owner_email else None
+    for name, value in attributes.items():
+        if value is None:
+            row["attributes"].pop(name, None)
+        else:
+            row["attributes"][name] = value
+    target.tags.update(item.tags)
+    for channel, (status, source) in item.consent.items():
+        current = target.consents.get(channel)
+        if current is not None and current["status"] == status:
+            continue
+        target.consents[channel] = {
+            "contact_id": row["id"],
+            "channel": channel,
+            "status": status,
+            "changed_at": context.now,
+            "source": source or context.source,
+        }
+        consent_events.append(
+            InternalEvent(
+                contact_id=row["id"],
+                name="consent_changed",
+                properties={
+                    "channel": channel,
+                    "status": status,
+                    "previous_status": current["status"] if current else None,
+                    "source": source or context.source,
+                },
+            )
+        )
+
+
+def _write(
+    session: Session,
+    targets: Iterable[_Target],
+    outcomes: Sequence[Outcome],
+    new_types: dict[str, AttributeType],
+    context: ApplyContext,
+) -> None:
+    touched = {o.contact_id for o in outcomes if o.contact_id is not None}
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    tag_rows: list[dict[str, Any]] = []
+    new_consents: list[dict[str, Any]] = []
+    changed_consents: list[dict[str, Any]] = []
+    used_attributes: set[str] = set()
+    for target in targets:
+        contact_id = target.row["id"]
+        if contact_id not in touched:
+            continue
+        used_attributes.update(target.row["attributes"])
+        changed = (
+            target.row != target.original
+            or target.tags != target.original_tags
+            or target.consents != target.original_consents
+        )
+        if not changed:
+            continue
+        target.row["updated_at"] = context.now
+        (updates if target.stored else inserts).append(target.row)
+        tag_rows.extend(
+            {"contact_id": contact_id, "tag": tag, "added_at": context.now}
+            for tag in sorted(target.tags - target.original_tags)
+        )
+        for channel, consent in target.consents.items():
+            if channel not in target.original_consents:
+                new_consents.append(consent)
+            elif consent != target.original_consents[channel]:
+                changed_consents.append(consent)
+    contacts_repository.define_attributes(
+        session,
+        [
+            {"name": name, "type": kind.value, "created_at": context.now}
+            for name, kind in new_types.items()
+            if name in used_attributes
+        ],
+    )
+    contacts_repository.insert_contacts(session, inserts)
+    contacts_repository.update_contacts(session, updates)
+    contacts_repository.add_tags(session, tag_rows)
+    contacts_repository.insert_consents(session, new_consents)
+    contacts_repository.update_consents(session, changed_consents)

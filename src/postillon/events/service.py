@@ -1,0 +1,78 @@
+"""Recording and reading timeline events."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from postillon.errors import InvalidInput
+from postillon.events import repository
+from postillon.kit.ids import new_id
+from postillon.kit.pagination import Page, decode_cursor, encode_cursor
+from postillon.models import Event
+
+INTERNAL = "internal"
+
+
+@dataclass(frozen=True)
+class InternalEvent:
+    """Something Postillon itself did to a contact (consent changed, contacts merged…)."""
+
+    contact_id: uuid.UUID
+    name: str
+    properties: dict[str, Any]
+    source: str = "postillon"
+
+
+def record_internal(session: Session, events: Sequence[InternalEvent], *, now: datetime) -> None:
+    """Append Postillon's own events to the contacts' timelines."""
+    repository.insert_events(
+        session,
+        [
+            {
+                "contact_id": e.contact_id,
+                "anonymous_id": None,
+                "message_id": f"postillon-{new_id()}",
+                "type": INTERNAL,
+                "name": e.name,
+                "properties": e.properties,
+                "context": {},
+                "source": e.source,
+                "occurred_at": now,
+                "received_at": now,
+            }
+            for e in events
+        ],
+    )
+
+
+def timeline(
+    session: Session,
+    contact_id: uuid.UUID,
+    *,
+    cursor: str | None,
+    name: str | None,
+    limit: int,
+) -> Page[Event]:
+    """One page of a contact's timeline, newest first."""
+    before: tuple[datetime, int] | None = None
+    if cursor:
+        values = decode_cursor(cursor)
+        try:
+            before = (datetime.fromisoformat(str(values[0])), int(values[1]))
+        except (IndexError, ValueError):
+            raise InvalidInput.at("cursor", "not a cursor returned by this API") from None
+    events = repository.timeline_page(
+        session, contact_id, before=before, name=name, limit=limit + 1
+    )
+    next_cursor = None
+    if len(events) > limit:
+        events = events[:limit]
+        last = events[-1]
+        next_cursor = encode_cursor(last.occurred_at.isoformat(), last.id)
+    return Page(events, next_cursor)

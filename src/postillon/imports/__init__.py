@@ -1,0 +1,1 @@
+"""Contact import from CSV: mapping, streaming, reporting bad rows."""

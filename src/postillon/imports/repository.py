@@ -1,0 +1,42 @@
+"""Every query about imports and the contacts they touched."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import insert, select, update
+from sqlalchemy.orm import Session
+
+from postillon.kit.repository import execute_many
+from postillon.models import ContactImport, ContactImportTouch
+
+
+def start(session: Session, contact_import: ContactImport) -> None:
+    session.add(contact_import)
+    session.flush()
+
+
+def finish(session: Session, import_id: uuid.UUID, **values: Any) -> None:
+    session.execute(update(ContactImport).where(ContactImport.id == import_id).values(**values))
+
+
+def get(session: Session, import_id: uuid.UUID) -> ContactImport | None:
+    return session.get(ContactImport, import_id)
+
+
+def recent(session: Session, limit: int) -> list[ContactImport]:
+    query = select(ContactImport).order_by(ContactImport.started_at.desc()).limit(limit)
+    return list(session.scalars(query))
+
+
+def record_touches(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    execute_many(session, insert(ContactImportTouch), rows)
+
+
+def touched_contacts(session: Session, import_id: uuid.UUID, *, action: str) -> list[uuid.UUID]:
+    query = select(ContactImportTouch.contact_id).where(
+        ContactImportTouch.import_id == import_id, ContactImportTouch.action == action
+    )
+    return list(session.scalars(query))

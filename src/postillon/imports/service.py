@@ -1,0 +1,301 @@
+"""Importing contacts from CSV: upsert by email, in chunks, reporting bad rows.
+
+An import is a job, not a request step: it owns its transactions, one per chunk, so a file
+of any size runs in constant memory and what is done stays done. Rows are matched by
+external_id, then email, so importing the same file again changes nothing.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, BinaryIO
+
+from sqlalchemy.orm import Session
+
+from postillon.automations import hooks
+from postillon.clock import Clock
+from postillon.contacts.changes import ContactChanges
+from postillon.contacts.fields import (
+    Channel,
+    ConsentStatus,
+    FieldError,
+    normalise_phone,
+    normalise_tag,
+)
+from postillon.contacts.service import ContactService
+from postillon.contacts.upsert import Action, Mode, Outcome
+from postillon.errors import InvalidInput, NotFound
+from postillon.imports import repository
+from postillon.imports.mapping import ColumnTarget, map_columns
+from postillon.imports.reader import CsvRow, CsvSource
+from postillon.kit.db import Database
+from postillon.kit.ids import new_id
+from postillon.models import ContactImport
+
+STORED_PROBLEMS = 1000
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    mapping: dict[str, str] = field(default_factory=dict)
+    tags: tuple[str, ...] = ()
+    email_consent: ConsentStatus | None = None
+    phone_region: str | None = None
+    dry_run: bool = False
+    run_automations: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "mapping": self.mapping,
+            "tags": list(self.tags),
+            "email_consent": self.email_consent.value if self.email_consent else None,
+            "phone_region": self.phone_region,
+            "dry_run": self.dry_run,
+            "run_automations": self.run_automations,
+        }
+
+
+@dataclass(frozen=True)
+class RowProblem:
+    line: int
+    column: str
+    reason: str
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"line": self.line, "column": self.column, "reason": self.reason}
+
+
+@dataclass
+class ImportReport:
+    import_id: uuid.UUID
+    filename: str
+    dry_run: bool
+    rows: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    failed: int = 0
+    problems: list[RowProblem] = field(default_factory=list)
+
+    def count(self, outcome: Outcome) -> None:
+        self.rows += 1
+        if outcome.action is Action.created:
+            self.created += 1
+        elif outcome.action is Action.updated:
+            self.updated += 1
+        elif outcome.action is Action.unchanged:
+            self.unchanged += 1
+        else:
+            self.failed += 1
+
+
+Progress = Callable[[int, int], None]  # (bytes read, rows done)
+
+
+class ImportService:
+    def __init__(self, contacts: ContactService, clock: Clock, *, chunk_rows: int) -> None:
+        self.contacts = contacts
+        self.clock = clock
+        self.chunk_rows = chunk_rows
+
+    def run(
+        self,
+        database: Database,
+        stream: BinaryIO,
+        *,
+        filename: str,
+        options: ImportOptions,
+        on_problem: Callable[[RowProblem], None] | None = None,
+        progress: Progress | None = None,
+    ) -> ImportReport:
+        """Import a CSV stream. A file that cannot be read at all fails before any write;
+        bad rows are reported while good rows go in."""
+        source = CsvSource(stream, name=filename)
+        columns = map_columns(source.headers, options.mapping)
+        extra_tags = _check_tags(options.tags)
+        report = ImportReport(import_id=new_id(), filename=filename, dry_run=options.dry_run)
+        started_at = self.clock.now()
+
+        def note(problem: RowProblem) -> None:
+            if len(report.problems) < STORED_PROBLEMS:
+                report.problems.append(problem)
+            if on_problem is not None:
+                on_problem(problem)
+
+        with database.transaction() as session:
+            repository.start(
+                session,
+                ContactImport(
+                    id=report.import_id,
+                    filename=filename,
+                    status="running",
+                    dry_run=options.dry_run,
+                    options=options.as_json(),
+                    started_at=started_at,
+                ),
+            )
+        where = _column_locator(columns)
+        dry_run_session = database.session() if options.dry_run else None
+        failure: InvalidInput | None = None
+        try:
+            for chunk in _chunks(source.rows(), self.chunk_rows):
+                items = [self._changes(row, columns, options, extra_tags, where) for row in chunk]
+                if dry_run_session is not None:
+                    self._import_chunk(dry_run_session, report, chunk, items, note)
+                else:
+                    with database.transaction() as session:
+                        self._import_chunk(session, report, chunk, items, note)
+                if progress is not None:
+                    progress(source.bytes_read, report.rows)
+        except InvalidInput as exc:
+            failure = exc
+        finally:
+            if dry_run_session is not None:
+                dry_run_session.rollback()
+                dry_run_session.close()
+        if failure is not None:
+            note(RowProblem(line=0, column="file", reason=failure.message))
+            self._finish(database, report, status="failed")
+            raise failure
+        self._finish(database, report, status="finished")
+        if options.run_automations and not options.dry_run:
+            with database.transaction() as session:
+                self.run_automations(session, report.import_id)
+        return report
+
+    def run_automations(self, session: Session, import_id: uuid.UUID) -> int:
+        """Run the automations that react to "contact created" for the contacts an import
+        created; returns how many contacts were handed to them."""
+        if repository.get(session, import_id) is None:
+            raise NotFound(f"no import with id {import_id}")
+        created = repository.touched_contacts(session, import_id, action=Action.created.value)
+        hooks.contacts_created(session, created, now=self.clock.now(), source="import")
+        return len(created)
+
+    def get(self, session: Session, import_id: uuid.UUID) -> ContactImport:
+        found = repository.get(session, import_id)
+        if found is None:
+            raise NotFound(f"no import with id {import_id}")
+        return found
+
+    def recent(self, session: Session, *, limit: int) -> list[ContactImport]:
+        return repository.recent(session, limit)
+
+    def _import_chunk(
+        self,
+        session: Session,
+        report: ImportReport,
+        rows: Sequence[CsvRow],
+        items: Sequence[ContactChanges],
+        note: Callable[[RowProblem], None],
+    ) -> None:
+        outcomes = self.contacts.apply(
+            session, items, mode=Mode.upsert, source="import", all_or_nothing=False
+        )
+        touches = []
+        for row, outcome in zip(rows, outcomes, strict=True):
+            report.count(outcome)
+            if outcome.error is not None:
+                for problem in outcome.error.problems or ():
+                    note(RowProblem(row.line, problem.location, problem.message))
+                if not outcome.error.problems:
+                    note(RowProblem(row.line, "row", outcome.error.message))
+            elif outcome.action in (Action.created, Action.updated):
+                touches.append(
+                    {
+                        "import_id": report.import_id,
+                        "contact_id": outcome.contact_id,
+                        "action": outcome.action.value,
+                    }
+                )
+        repository.record_touches(session, touches)
+
+    def _changes(
+        self,
+        row: CsvRow,
+        columns: Sequence[ColumnTarget],
+        options: ImportOptions,
+        extra_tags: Sequence[str],
+        where: Callable[[str], str],
+    ) -> ContactChanges:
+        changes = ContactChanges(attributes_from_text=True, where=where)
+        if len(row.values) > len(columns):
+            changes.problem("row", f"has {len(row.values)} values for {len(columns)} columns")
+            return changes
+        for column, raw in zip(columns, row.values, strict=False):
+            value = raw.strip()
+            if not value or column.skipped:
+                continue
+            if column.attribute is not None:
+                changes.set_attribute(column.attribute, value)
+                if column.attribute_type is not None:
+                    changes.declared_types[column.attribute] = column.attribute_type
+            elif column.field == "tags":
+                for tag in value.split(","):
+                    if tag.strip():
+                        changes.add_tag(tag)
+            elif column.field == "lifecycle_stage":
+                changes.set_lifecycle_stage(value, self.contacts.settings.lifecycle_stages)
+            elif column.field == "owner":
+                changes.set_owner(value)
+            elif column.field == "phone" and options.phone_region:
+                _set_phone(changes, value, options.phone_region)
+            else:
+                assert column.field is not None
+                changes.set_value(column.field, value)
+        for tag in extra_tags:
+            changes.add_tag(tag)
+        if options.email_consent is not None and changes.values.get("email"):
+            changes.set_consent(Channel.email.value, options.email_consent.value, "import")
+        return changes
+
+    def _finish(self, database: Database, report: ImportReport, *, status: str) -> None:
+        with database.transaction() as session:
+            repository.finish(
+                session,
+                report.import_id,
+                status=status,
+                rows_total=report.rows,
+                created_count=report.created,
+                updated_count=report.updated,
+                unchanged_count=report.unchanged,
+                error_count=report.failed,
+                errors=[p.as_dict() for p in report.problems],
+                finished_at=self.clock.now(),
+            )
+
+
+def _column_locator(columns: Sequence[ColumnTarget]) -> Callable[[str], str]:
+    """Problems in a row are reported by the column header they come from."""
+    headers = {c.field or f"attributes.{c.attribute}": c.header for c in columns}
+    return lambda name: headers.get(name, name)
+
+
+def _set_phone(changes: ContactChanges, value: str, region: str) -> None:
+    try:
+        changes.values["phone"] = normalise_phone(value, default_region=region)
+    except FieldError as exc:
+        changes.problem("phone", str(exc))
+
+
+def _check_tags(tags: Sequence[str]) -> list[str]:
+    clean = []
+    for tag in tags:
+        try:
+            clean.append(normalise_tag(tag))
+        except FieldError as exc:
+            raise InvalidInput.at("tags", str(exc)) from None
+    return clean
+
+
+def _chunks(rows: Iterator[CsvRow], size: int) -> Iterator[list[CsvRow]]:
+    chunk: list[CsvRow] = []
+    for row in rows:
+        chunk.append(row)
+        if len(chunk) >= size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

@@ -1,0 +1,1 @@
+"""Shared infrastructure: database engine and types, ids, pagination."""

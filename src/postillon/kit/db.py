@@ -1,0 +1,77 @@
+"""Engine and session factory for SQLite (embedded) and PostgreSQL (scale-out).
+
+SQLite runs in WAL mode. Python's sqlite3 starts transactions lazily, which lets two writers
+deadlock on the upgrade from a read lock to a write lock; so SQLite transactions are started
+explicitly, `BEGIN IMMEDIATE` for sessions that write and plain `BEGIN` for read-only ones.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.orm import Session, sessionmaker
+
+_READ_ONLY = "postillon_read_only"
+
+
+def make_engine(url: str, **kwargs: Any) -> Engine:
+    """Create an engine with Postillon's connection settings for the URL's dialect."""
+    if url.startswith("postgresql://"):
+        url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
+    if url.startswith("sqlite"):
+        engine = create_engine(
+            url, connect_args={"check_same_thread": False, "timeout": 30}, **kwargs
+        )
+        _configure_sqlite(engine)
+        return engine
+    return create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20, **kwargs)
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we issue BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Any) -> None:
+        read_only = connection.get_execution_options().get(_READ_ONLY, False)
+        connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+class Database:
+    """The engine plus the two kinds of session Postillon opens: read-write and read-only."""
+
+    def __init__(self, url: str, **engine_kwargs: Any) -> None:
+        self.url = url
+        self.engine = make_engine(url, **engine_kwargs)
+        self._writer = sessionmaker(self.engine, expire_on_commit=False)
+        self._reader = sessionmaker(
+            self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
+        )
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.engine.dialect.name == "sqlite"
+
+    @contextmanager
+    def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
+        """A session whose transaction commits when the block ends and rolls back on error."""
+        factory = self._reader if read_only else self._writer
+        with factory() as session, session.begin():
+            yield session
+
+    def session(self, *, read_only: bool = False) -> Session:
+        """A session the caller commits (or rolls back) itself."""
+        return (self._reader if read_only else self._writer)()
+
+    def dispose(self) -> None:
+        self.engine.dispose()

@@ -1,0 +1,28 @@
+"""The ORM tables, one a module. Import from here so every table is registered on Base."""
+
+from postillon.models.api_key import ApiKey
+from postillon.models.attribute_definition import AttributeDefinition
+from postillon.models.base import Base
+from postillon.models.contact import Contact
+from postillon.models.contact_consent import ContactConsent
+from postillon.models.contact_import import ContactImport, ContactImportTouch
+from postillon.models.contact_merge import ContactMerge
+from postillon.models.contact_tag import ContactTag
+from postillon.models.event import Event
+from postillon.models.suppression import Suppression
+from postillon.models.user import User
+
+__all__ = [
+    "ApiKey",
+    "AttributeDefinition",
+    "Base",
+    "Contact",
+    "ContactConsent",
+    "ContactImport",
+    "ContactImportTouch",
+    "ContactMerge",
+    "ContactTag",
+    "Event",
+    "Suppression",
+    "User",
+]

@@ -1,0 +1,62 @@
+"""Every query about the suppression list and the records a GDPR export gathers."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+from datetime import datetime
+
+from sqlalchemy import delete, or_, select
+from sqlalchemy.orm import Session
+
+from postillon.kit.repository import chunked, insert_ignoring_conflicts
+from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression
+
+
+def suppressed(session: Session, digests: Collection[str]) -> dict[str, str]:
+    """The digests among `digests` on the list, with their reason."""
+    found: dict[str, str] = {}
+    for part in chunked(sorted(digests)):
+        rows = session.execute(
+            select(Suppression.address_digest, Suppression.reason).where(
+                Suppression.address_digest.in_(part)
+            )
+        )
+        found.update({digest: reason for digest, reason in rows})
+    return found
+
+
+def suppress(session: Session, *, digest: str, channel: str, reason: str, now: datetime) -> None:
+    session.execute(
+        insert_ignoring_conflicts(session, Suppression),
+        [{"address_digest": digest, "channel": channel, "reason": reason, "created_at": now}],
+    )
+
+
+def merges_of(session: Session, contact_id: uuid.UUID) -> list[ContactMerge]:
+    query = (
+        select(ContactMerge)
+        .where(
+            or_(ContactMerge.contact_id == contact_id, ContactMerge.merged_contact_id == contact_id)
+        )
+        .order_by(ContactMerge.merged_at)
+    )
+    return list(session.scalars(query))
+
+
+def delete_merges_of(session: Session, contact_id: uuid.UUID) -> None:
+    session.execute(
+        delete(ContactMerge).where(
+            or_(ContactMerge.contact_id == contact_id, ContactMerge.merged_contact_id == contact_id)
+        )
+    )
+
+
+def imports_of(session: Session, contact_id: uuid.UUID) -> list[tuple[uuid.UUID, str, str]]:
+    query = (
+        select(ContactImport.id, ContactImport.filename, ContactImportTouch.action)
+        .join(ContactImportTouch, ContactImportTouch.import_id == ContactImport.id)
+        .where(ContactImportTouch.contact_id == contact_id)
+        .order_by(ContactImport.started_at)
+    )
+    return [(i, f, a) for i, f, a in session.execute(query)]

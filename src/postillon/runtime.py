@@ -1,0 +1,47 @@
+"""Everything a process needs, built once: settings, clock, database and the services."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from postillon.auth.service import ApiKeyService
+from postillon.clock import Clock, SystemClock
+from postillon.contacts.service import ContactService
+from postillon.imports.service import ImportService
+from postillon.kit.db import Database
+from postillon.privacy.service import PrivacyService
+from postillon.settings import Settings
+from postillon.users.service import UserService
+
+
+@dataclass
+class Runtime:
+    settings: Settings
+    clock: Clock
+    database: Database
+    contacts: ContactService
+    imports: ImportService
+    privacy: PrivacyService
+    api_keys: ApiKeyService
+    users: UserService
+
+    @classmethod
+    def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
+        clock = clock or SystemClock()
+        if settings.database_url is None:
+            settings.data_dir.mkdir(parents=True, exist_ok=True)
+        database = Database(settings.resolved_database_url)
+        contacts = ContactService(settings, clock)
+        return cls(
+            settings=settings,
+            clock=clock,
+            database=database,
+            contacts=contacts,
+            imports=ImportService(contacts, clock, chunk_rows=settings.import_batch_rows),
+            privacy=PrivacyService(settings, clock, contacts),
+            api_keys=ApiKeyService(clock),
+            users=UserService(clock),
+        )
+
+    def close(self) -> None:
+        self.database.dispose()

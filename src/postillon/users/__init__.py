@@ -1,0 +1,1 @@
+"""Users: the marketers and sales people who work in Postillon and own contacts."""

@@ -1,0 +1,1 @@
+"""The HTTP entry point: the FastAPI application, its dependencies and error pages."""

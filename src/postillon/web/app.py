@@ -1,0 +1,66 @@
+"""The FastAPI application: routers of each feature, error handlers, health, lifespan."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
+from sqlalchemy import text
+
+from postillon import __version__
+from postillon.contacts.endpoints import router as contacts_router
+from postillon.imports.endpoints import router as imports_router
+from postillon.privacy.endpoints import router as privacy_router
+from postillon.runtime import Runtime
+from postillon.web.errors import install_error_handlers
+from postillon.worker.runner import Worker
+
+logger = logging.getLogger("postillon.web")
+
+
+def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
+    """The web app; with `run_worker` the worker runs in the same process (embedded mode)."""
+    with_worker = runtime.settings.run_worker if run_worker is None else run_worker
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        worker_task: asyncio.Task[None] | None = None
+        worker = Worker(runtime, name="embedded")
+        if with_worker:
+            worker_task = asyncio.create_task(worker.run_forever())
+        try:
+            yield
+        finally:
+            if worker_task is not None:
+                worker.stop()
+                await worker_task
+            logger.info("Postillon stopped")
+
+    app = FastAPI(
+        title="Postillon",
+        version=__version__,
+        description="Marketing automation: contacts, events, segments, journeys, email.",
+        lifespan=lifespan,
+    )
+    app.state.runtime = runtime
+    install_error_handlers(app)
+    app.include_router(contacts_router)
+    app.include_router(privacy_router)
+    app.include_router(imports_router)
+
+    @app.get("/healthz", tags=["health"])
+    def healthz() -> JSONResponse:
+        """200 when the web process answers and its database does."""
+        try:
+            with runtime.database.transaction(read_only=True) as session:
+                session.execute(text("SELECT 1"))
+        except Exception:
+            logger.exception("health check: database unreachable")
+            return JSONResponse({"status": "error", "database": "unreachable"}, status_code=503)
+        return JSONResponse({"status": "ok", "version": __version__})
+
+    return app

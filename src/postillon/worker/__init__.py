@@ -1,0 +1,1 @@
+"""The worker: claims due work from the database and runs it."""

@@ -1,0 +1,23 @@
+"""What a worker can run: tasks that find and do due work, in sets."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Protocol
+
+if TYPE_CHECKING:
+    from postillon.runtime import Runtime
+
+
+class WorkerTask(Protocol):
+    name: str
+
+    def run_due(self, runtime: Runtime, now: datetime) -> int:
+        """Claim and do a batch of the work due at `now`; return how much was done."""
+        ...
+
+
+def default_tasks() -> list[WorkerTask]:
+    """The tasks every worker runs. Features add theirs here as they gain due work
+    (the event queue consumer, journey steps, sends, segment refreshes)."""
+    return []
