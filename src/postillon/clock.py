@@ -13,8 +13,8 @@ class Clock(Protocol):
         """The current time, timezone-aware UTC."""
         ...
 
-    async def sleep(self, seconds: float) -> None:
-        """Wait for `seconds` of this clock's time to pass."""
+    async def sleep_until(self, moment: datetime) -> None:
+        """Wait until this clock reads `moment` or later (at once if it already does)."""
         ...
 
 
@@ -22,8 +22,10 @@ class SystemClock:
     def now(self) -> datetime:
         return datetime.now(UTC)
 
-    async def sleep(self, seconds: float) -> None:
-        await asyncio.sleep(seconds)
+    async def sleep_until(self, moment: datetime) -> None:
+        delay = (moment - self.now()).total_seconds()
+        if delay > 0:
+            await asyncio.sleep(delay)
 
 
 class VirtualClock:
@@ -53,8 +55,8 @@ class VirtualClock:
             future.get_loop().call_soon_threadsafe(_resolve, future)
         return moment
 
-    async def sleep(self, seconds: float) -> None:
-        wake_at = self.now() + timedelta(seconds=seconds)
+    async def sleep_until(self, moment: datetime) -> None:
+        wake_at = ensure_utc(moment)
         future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         with self._lock:
             if wake_at <= self._now:

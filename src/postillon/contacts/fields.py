@@ -78,6 +78,7 @@ def normalise_email(value: object) -> str:
         and _PLAIN_EMAIL.match(candidate)
         and len(candidate.partition("@")[0]) <= 64
         and candidate.rpartition(".")[2] not in _SPECIAL_USE_TLDS
+        and "--" not in candidate.partition("@")[2]  # IDNA reserves `ab--`; let the library judge
     ):
         return candidate
     try:
@@ -96,7 +97,8 @@ def normalise_phone(value: object, *, default_region: str | None = None) -> str:
     try:
         number = phonenumbers.parse(value, default_region)
     except phonenumbers.NumberParseException as exc:
-        raise FieldError(f"not a phone number ({exc._msg}); use the +<country code> form") from None
+        hint = "" if value.strip().startswith("+") else "; use the +<country code> form"
+        raise FieldError(f"not a phone number ({exc._msg.rstrip('.')}){hint}") from None
     if not phonenumbers.is_valid_number(number):
         raise FieldError("not a valid phone number")
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)

@@ -16,6 +16,7 @@ from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
+from postillon.web.dependencies import RuntimeDep
 from postillon.web.errors import install_error_handlers
 from postillon.worker.runner import Worker
 
@@ -53,10 +54,10 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(imports_router)
 
     @app.get("/healthz", tags=["health"])
-    def healthz() -> JSONResponse:
+    def healthz(current: RuntimeDep) -> JSONResponse:
         """200 when the web process answers and its database does."""
         try:
-            with runtime.database.transaction(read_only=True) as session:
+            with current.database.transaction(read_only=True) as session:
                 session.execute(text("SELECT 1"))
         except Exception:
             logger.exception("health check: database unreachable")

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from postillon.runtime import Runtime
 from postillon.worker.tasks import WorkerTask, default_tasks
@@ -31,9 +31,8 @@ class Worker:
     def stop(self) -> None:
         self._stopping.set()
 
-    async def run_round(self) -> int:
-        """Give every task one turn; returns how many units of work were done."""
-        now: datetime = self.runtime.clock.now()
+    async def run_round(self, now: datetime) -> int:
+        """Give every task one turn at `now`; returns how many units of work were done."""
         done = 0
         for task in self.tasks:
             try:
@@ -46,13 +45,14 @@ class Worker:
 
     async def run_forever(self) -> None:
         logger.info("worker %s started with %d task(s)", self.name, len(self.tasks))
+        poll = timedelta(seconds=self.runtime.settings.worker_poll_seconds)
         while not self._stopping.is_set():
-            done = await self.run_round()
+            started = self.runtime.clock.now()
+            done = await self.run_round(started)
             if done:
                 continue  # more may be waiting: go again at once
-            sleeper = asyncio.ensure_future(
-                self.runtime.clock.sleep(self.runtime.settings.worker_poll_seconds)
-            )
+            # Counted from the round's start: time that passed during the round counts.
+            sleeper = asyncio.ensure_future(self.runtime.clock.sleep_until(started + poll))
             stopper = asyncio.ensure_future(self._stopping.wait())
             await asyncio.wait({sleeper, stopper}, return_when=asyncio.FIRST_COMPLETED)
             for pending in (sleeper, stopper):
