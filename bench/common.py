@@ -27,6 +27,7 @@ from postillon.kit import migrate
 from postillon.kit.db import Database, make_engine
 from postillon.kit.ids import new_id
 from postillon.models import Contact, ContactTag
+from postillon.models.base import Base
 from postillon.runtime import Runtime
 from postillon.settings import Settings
 
@@ -132,8 +133,8 @@ def baseline_insert(url: str, rows: PreparedRows, *, per_transaction: int) -> fl
     """Seconds to write `rows` with plain Core executemany, one transaction per
     `per_transaction` contacts, over Postillon's own engine settings."""
     database = Database(url)
-    contacts_insert = insert(Contact.__table__)
-    tags_insert = insert(ContactTag.__table__)
+    contacts_insert = insert(Base.metadata.tables[Contact.__tablename__])
+    tags_insert = insert(Base.metadata.tables[ContactTag.__tablename__])
     try:
         started = time.perf_counter()
         for start in range(0, len(rows.contacts), per_transaction):
@@ -178,8 +179,8 @@ class BenchDatabases:
                 connection.execute(text(f'DROP DATABASE IF EXISTS "{database_name}"'))
                 connection.execute(text(f'CREATE DATABASE "{database_name}"'))
             self._created.append(database_name)
-            url = make_url(self.server_url).set(database=database_name)
-            url = url.render_as_string(hide_password=False)
+            server = make_url(self.server_url)
+            url = server.set(database=database_name).render_as_string(hide_password=False)
         database = Database(url)
         try:
             migrate.upgrade(database)

@@ -135,7 +135,7 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--rows", type=int, default=200_000, help="rows in the CSV file")
     add_database_option(parser)
-    parser.add_argument("--profile", action="store_true", help="cProfile the first import")
+    parser.add_argument("--profile", action="store_true", help="cProfile both imports")
     parser.add_argument("--no-memory", action="store_true", help="skip the memory probes")
     parser.add_argument("--memory-probe", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--probe-database-url", help=argparse.SUPPRESS)
@@ -163,10 +163,10 @@ def main(argv: list[str] | None = None) -> int:
         print_line("CSV file", f"{csv_path.stat().st_size / 1e6:.1f} MB, columns {CSV_HEADER}")
 
         runtime = build_runtime(databases.fresh("import"), root / "data")
-        profile = cProfile.Profile() if args.profile else None
+        profiles = [cProfile.Profile(), cProfile.Profile()] if args.profile else [None, None]
         try:
-            first, first_seconds = timed_import(runtime, csv_path, profile)
-            second, second_seconds = timed_import(runtime, csv_path)
+            first, first_seconds = timed_import(runtime, csv_path, profiles[0])
+            second, second_seconds = timed_import(runtime, csv_path, profiles[1])
         finally:
             runtime.close()
         failures = []
@@ -207,9 +207,11 @@ def main(argv: list[str] | None = None) -> int:
                     "before the import)",
                 )
 
-        if profile is not None:
-            print_heading("cProfile of the first import, top 30 by cumulative time")
-            pstats.Stats(profile, stream=sys.stdout).sort_stats("cumulative").print_stats(30)
+        for title, profile in zip(("import", "re-import"), profiles, strict=True):
+            if profile is not None:
+                print_heading(f"cProfile of the {title}, top 40 by cumulative time")
+                stats = pstats.Stats(profile, stream=sys.stdout).strip_dirs()
+                stats.sort_stats("cumulative").print_stats(40)
         for failure in failures:
             print(f"  FAILED {failure}", file=sys.stderr)
     return 1 if failures else 0

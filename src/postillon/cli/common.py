@@ -14,8 +14,9 @@ from postillon.kit import migrate
 from postillon.runtime import Runtime
 from postillon.settings import load_settings
 
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: messages are not folded at 80 columns when output goes to a pipe or a file.
+console = Console(highlight=False, soft_wrap=True)
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @contextlib.contextmanager

@@ -51,7 +51,11 @@ def import_csv(
         dry_run=dry_run,
         run_automations=run_automations,
     )
-    report_file: TextIO | None = report.open("w", newline="") if report else None
+    try:
+        report_file: TextIO | None = report.open("w", newline="") if report else None
+    except OSError as exc:
+        err_console.print(f"[red]error:[/red] cannot write the report {report}: {exc.strerror}")
+        raise typer.Exit(code=2) from None
     report_writer = csv.writer(report_file) if report_file else None
     if report_writer:
         report_writer.writerow(["line", "column", "reason"])

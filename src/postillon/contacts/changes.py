@@ -41,6 +41,9 @@ class ContactChanges:
     attributes_from_text: bool = False
     tags: list[str] = field(default_factory=list)
     consent: dict[str, tuple[str, str | None]] = field(default_factory=dict)
+    # Consent that applies only where the contact has no decision on that channel yet:
+    # a list import must never re-subscribe someone who unsubscribed.
+    default_consent: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     contact_id: uuid.UUID | None = None
     problems: list[FieldProblem] = field(default_factory=list)
     where: Callable[[str], str] = _at

@@ -11,7 +11,6 @@ written or writes only the items that passed:
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
@@ -65,7 +64,11 @@ class _Target:
     original_consents: dict[str, dict[str, Any]] = field(default_factory=dict)
 
     def snapshot(self) -> tuple[dict[str, Any], set[str], dict[str, dict[str, Any]]]:
-        return copy.deepcopy(self.row), set(self.tags), copy.deepcopy(self.consents)
+        """A copy deep enough to compare against: `_apply` replaces values, never mutates
+        them, except the attributes dict, which is copied."""
+        row = dict(self.row)
+        row["attributes"] = dict(row["attributes"])
+        return row, set(self.tags), dict(self.consents)
 
 
 @dataclass(frozen=True)
@@ -100,7 +103,7 @@ def apply_changes(
         created = target is None
         if target is None:
             target = _new_target(context.now)
-        before = target.snapshot()
+        before = None if created else target.snapshot()
         error = _claim_keys(item, target, by_email, by_external)
         if error is not None:
             outcome.error = error
@@ -212,15 +215,14 @@ def _load_targets(
     targets: dict[uuid.UUID, _Target] = {}
     for contact_id, row in rows.items():
         row["attributes"] = dict(row["attributes"] or {})
-        targets[contact_id] = _Target(
+        target = _Target(
             row=row,
             tags=set(tags.get(contact_id, ())),
-            consents=copy.deepcopy(consents.get(contact_id, {})),
+            consents=dict(consents.get(contact_id, {})),
             stored=True,
-            original=copy.deepcopy(row),
-            original_tags=set(tags.get(contact_id, ())),
-            original_consents=copy.deepcopy(consents.get(contact_id, {})),
         )
+        target.original, target.original_tags, target.original_consents = target.snapshot()
+        targets[contact_id] = target
     return targets
 
 
@@ -314,7 +316,11 @@ def _apply(
         else:
             row["attributes"][name] = value
     target.tags.update(item.tags)
-    for channel, (status, source) in item.consent.items():
+    consent = dict(item.consent)
+    for channel, decision in item.default_consent.items():
+        if channel not in target.consents and channel not in consent:
+            consent[channel] = decision
+    for channel, (status, source) in consent.items():
         current = target.consents.get(channel)
         if current is not None and current["status"] == status:
             continue

@@ -3,7 +3,8 @@
 Known headers map to contact fields (`E-Mail`, `First name`, `Vorname` …); `tags` is a
 comma-separated list; every other column becomes a custom attribute named after its
 header, typed by a `:type` suffix (`age:number`), by an explicit mapping, or by the
-attribute's existing definition (text otherwise). `skip` ignores a column.
+attribute's existing definition (text otherwise). `skip` ignores a column, and so are
+columns without a header.
 """
 
 from __future__ import annotations
@@ -88,7 +89,7 @@ def map_columns(headers: Sequence[str], overrides: Mapping[str, str]) -> list[Co
     for index, header in enumerate(headers):
         location = f"column {index + 1} ({header!r})"
         if not header.strip():
-            problems.append(FieldProblem(location, "the header is empty; name or skip the column"))
+            targets.append(ColumnTarget(header))  # spreadsheets leave unnamed columns: skip
             continue
         try:
             if header in overrides:

@@ -1,9 +1,14 @@
-"""Streaming CSV rows from a file of any size, with their line numbers."""
+"""Streaming CSV rows from a file of any size, with their line numbers.
+
+The file is read twice: `check()` decodes and parses all of it first, so a file damaged
+anywhere (not UTF-8, an unclosed quote) is refused before anything is written, with the
+line that is wrong; `rows()` then streams it. Both read line by line in constant memory.
+"""
 
 from __future__ import annotations
 
+import codecs
 import csv
-import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import BinaryIO
@@ -21,48 +26,70 @@ class CsvRow:
 
 
 class CsvSource:
-    """Reads a CSV file once, front to back; `bytes_read` tells how far it has come."""
+    """A CSV file with a header line; `bytes_read` tells how far `rows()` has come."""
 
     def __init__(self, stream: BinaryIO, *, name: str) -> None:
+        if not stream.seekable():
+            raise ValueError("a CSV source must be seekable (a file, or a spooled upload)")
         self.name = name
         self._raw = stream
-        self._text = io.TextIOWrapper(stream, encoding="utf-8-sig", newline="", errors="strict")
+        self._raw.seek(0)
+        first = self._raw.readline().removeprefix(codecs.BOM_UTF8)
         try:
-            first_line = self._text.readline()
+            header_line = first.decode("utf-8")
         except UnicodeDecodeError as exc:
-            raise InvalidInput.at("file", f"line 1 is not UTF-8 text ({exc.reason})") from None
-        if not first_line.strip():
+            raise InvalidInput.at("line 1", _not_utf8(exc)) from None
+        if not header_line.strip():
             raise InvalidInput.at("file", "the file is empty; its first line must be a header")
-        self.delimiter = _sniff_delimiter(first_line)
-        self.headers = next(csv.reader([first_line], delimiter=self.delimiter))
-        self.headers = [h.strip() for h in self.headers]
+        self.delimiter = _sniff_delimiter(header_line)
+        self.headers = [
+            h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))
+        ]
 
     @property
     def bytes_read(self) -> int:
-        try:
-            return self._raw.tell()
-        except (OSError, ValueError):
-            return 0
+        return self._raw.tell()
+
+    def check(self) -> int:
+        """Read the whole file once; return how many rows it has, or raise naming the line."""
+        return sum(1 for _ in self.rows())
 
     def rows(self) -> Iterator[CsvRow]:
+        """The data rows after the header, each with the line it starts on."""
         csv.field_size_limit(_MAX_FIELD)
-        reader = csv.reader(self._text, delimiter=self.delimiter, strict=True)
-        line = 1
+        self._raw.seek(0)
+        lines = _decoded_lines(self._raw)
+        reader = csv.reader(lines, delimiter=self.delimiter, strict=True)
+        try:
+            next(reader)  # the header, read in __init__
+        except StopIteration:
+            return
+        consumed = reader.line_num
         while True:
-            start = line + 1
+            start = consumed + 1
             try:
                 values = next(reader)
             except StopIteration:
                 return
-            except UnicodeDecodeError as exc:
-                raise InvalidInput.at(
-                    f"line {start}", f"not UTF-8 text ({exc.reason}); save the file as UTF-8"
-                ) from None
             except csv.Error as exc:
                 raise InvalidInput.at(f"line {start}", f"not valid CSV: {exc}") from None
-            line = reader.line_num + 1
+            consumed = reader.line_num
             if values and any(v.strip() for v in values):
                 yield CsvRow(line=start, values=values)
+
+
+def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
+    for number, line in enumerate(raw, start=1):
+        if number == 1:
+            line = line.removeprefix(codecs.BOM_UTF8)
+        try:
+            yield line.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise InvalidInput.at(f"line {number}", _not_utf8(exc)) from None
+
+
+def _not_utf8(exc: UnicodeDecodeError) -> str:
+    return f"not UTF-8 text (byte {exc.object[exc.start]:#04x}); save the file as UTF-8"
 
 
 def _sniff_delimiter(header_line: str) -> str:

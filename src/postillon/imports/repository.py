@@ -6,10 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import execute_many
+from postillon.kit.repository import execute_many, insert_ignoring_conflicts
 from postillon.models import ContactImport, ContactImportTouch
 
 
@@ -32,7 +32,8 @@ def recent(session: Session, limit: int) -> list[ContactImport]:
 
 
 def record_touches(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert(ContactImportTouch), rows)
+    """Remember contacts an import touched; the first touch of a contact (created) stays."""
+    execute_many(session, insert_ignoring_conflicts(session, ContactImportTouch), rows)
 
 
 def touched_contacts(session: Session, import_id: uuid.UUID, *, action: str) -> list[uuid.UUID]:

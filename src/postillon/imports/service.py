@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postillon.automations import hooks
@@ -35,6 +36,7 @@ from postillon.kit.ids import new_id
 from postillon.models import ContactImport
 
 STORED_PROBLEMS = 1000
+_CHUNK_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,13 @@ class ImportReport:
     failed: int = 0
     problems: list[RowProblem] = field(default_factory=list)
 
+    def add(self, other: ImportReport) -> None:
+        self.rows += other.rows
+        self.created += other.created
+        self.updated += other.updated
+        self.unchanged += other.unchanged
+        self.failed += other.failed
+
     def count(self, outcome: Outcome) -> None:
         self.rows += 1
         if outcome.action is Action.created:
@@ -110,11 +119,12 @@ class ImportService:
         on_problem: Callable[[RowProblem], None] | None = None,
         progress: Progress | None = None,
     ) -> ImportReport:
-        """Import a CSV stream. A file that cannot be read at all fails before any write;
-        bad rows are reported while good rows go in."""
+        """Import a CSV stream. A file that is damaged anywhere, or whose header cannot be
+        mapped, fails before any write; bad rows are reported while good rows go in."""
         source = CsvSource(stream, name=filename)
         columns = map_columns(source.headers, options.mapping)
         extra_tags = _check_tags(options.tags)
+        source.check()
         report = ImportReport(import_id=new_id(), filename=filename, dry_run=options.dry_run)
         started_at = self.clock.now()
 
@@ -138,25 +148,25 @@ class ImportService:
             )
         where = _column_locator(columns)
         dry_run_session = database.session() if options.dry_run else None
-        failure: InvalidInput | None = None
+        failure: Exception | None = None
         try:
             for chunk in _chunks(source.rows(), self.chunk_rows):
                 items = [self._changes(row, columns, options, extra_tags, where) for row in chunk]
                 if dry_run_session is not None:
                     self._import_chunk(dry_run_session, report, chunk, items, note)
                 else:
-                    with database.transaction() as session:
-                        self._import_chunk(session, report, chunk, items, note)
+                    self._import_chunk_committed(database, report, chunk, items, note)
                 if progress is not None:
                     progress(source.bytes_read, report.rows)
-        except InvalidInput as exc:
+        except Exception as exc:  # recorded as failed, then raised again
             failure = exc
         finally:
             if dry_run_session is not None:
                 dry_run_session.rollback()
                 dry_run_session.close()
         if failure is not None:
-            note(RowProblem(line=0, column="file", reason=failure.message))
+            reason = failure.message if isinstance(failure, InvalidInput) else "internal error"
+            note(RowProblem(line=0, column="file", reason=reason))
             self._finish(database, report, status="failed")
             raise failure
         self._finish(database, report, status="finished")
@@ -183,6 +193,35 @@ class ImportService:
     def recent(self, session: Session, *, limit: int) -> list[ContactImport]:
         return repository.recent(session, limit)
 
+    def _import_chunk_committed(
+        self,
+        database: Database,
+        report: ImportReport,
+        rows: Sequence[CsvRow],
+        items: Sequence[ContactChanges],
+        note: Callable[[RowProblem], None],
+    ) -> None:
+        """One chunk in its own transaction. Checks run before writes, so a unique key
+        can only collide with a concurrent writer; the chunk is then checked and written
+        again, and matches what that writer stored."""
+        parse_problems = [list(item.problems) for item in items]
+        for attempt in range(1, _CHUNK_ATTEMPTS + 1):
+            try:
+                with database.transaction() as session:
+                    counted = ImportReport(report.import_id, report.filename, report.dry_run)
+                    found: list[RowProblem] = []
+                    self._import_chunk(session, counted, rows, items, found.append)
+            except IntegrityError:
+                if attempt == _CHUNK_ATTEMPTS:
+                    raise
+                for item, problems in zip(items, parse_problems, strict=True):
+                    item.problems[:] = problems
+                continue
+            report.add(counted)
+            for problem in found:
+                note(problem)
+            return
+
     def _import_chunk(
         self,
         session: Session,
@@ -194,7 +233,7 @@ class ImportService:
         outcomes = self.contacts.apply(
             session, items, mode=Mode.upsert, source="import", all_or_nothing=False
         )
-        touches = []
+        touches: dict[uuid.UUID, dict[str, Any]] = {}
         for row, outcome in zip(rows, outcomes, strict=True):
             report.count(outcome)
             if outcome.error is not None:
@@ -203,14 +242,16 @@ class ImportService:
                 if not outcome.error.problems:
                     note(RowProblem(row.line, "row", outcome.error.message))
             elif outcome.action in (Action.created, Action.updated):
-                touches.append(
+                assert outcome.contact_id is not None
+                touches.setdefault(
+                    outcome.contact_id,
                     {
                         "import_id": report.import_id,
                         "contact_id": outcome.contact_id,
                         "action": outcome.action.value,
-                    }
+                    },
                 )
-        repository.record_touches(session, touches)
+        repository.record_touches(session, list(touches.values()))
 
     def _changes(
         self,
@@ -248,7 +289,7 @@ class ImportService:
         for tag in extra_tags:
             changes.add_tag(tag)
         if options.email_consent is not None and changes.values.get("email"):
-            changes.set_consent(Channel.email.value, options.email_consent.value, "import")
+            changes.default_consent[Channel.email.value] = (options.email_consent.value, "import")
         return changes
 
     def _finish(self, database: Database, report: ImportReport, *, status: str) -> None:

@@ -8,9 +8,16 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from sqlalchemy.exc import IntegrityError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from postillon.errors import FieldProblem, InvalidInput, NotAuthenticated, PostillonError
+from postillon.errors import (
+    Conflict,
+    FieldProblem,
+    InvalidInput,
+    NotAuthenticated,
+    PostillonError,
+)
 
 logger = logging.getLogger("postillon.web")
 
@@ -19,6 +26,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(PostillonError, _domain_error)  # type: ignore[arg-type]
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
+    app.add_exception_handler(IntegrityError, _concurrent_change)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -72,6 +80,15 @@ async def _http_error(_request: Request, error: StarletteHTTPException) -> JSONR
         {"error": code, "message": detail},
         status_code=error.status_code,
         headers=getattr(error, "headers", None),
+    )
+
+
+async def _concurrent_change(request: Request, error: IntegrityError) -> JSONResponse:
+    """Checks run before writes, so a unique key taken here was taken by a concurrent
+    request between our check and our write; the client may simply retry."""
+    logger.info("concurrent change on %s %s: %s", request.method, request.url.path, error.orig)
+    return error_response(
+        Conflict("another request changed the same contact at the same time; retry the request")
     )
 
 
