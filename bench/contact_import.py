@@ -30,6 +30,7 @@ from pathlib import Path
 
 from bench.common import (
     ROWS_PER_TRANSACTION,
+    BenchDatabases,
     Person,
     add_database_option,
     baseline_insert,
@@ -129,6 +130,21 @@ def measure_memory(database_url: str, csv_path: Path, data_dir: Path) -> dict[st
     return result
 
 
+def print_memory(databases: BenchDatabases, root: Path, csv_path: Path, rows: int) -> None:
+    """Peak memory of importing a tenth of the file and the whole file, each in a child."""
+    small_rows = max(rows // 10, 1)
+    small_csv = root / "contacts-small.csv"
+    write_csv(small_csv, people(small_rows))
+    for count, path in ((small_rows, small_csv), (rows, csv_path)):
+        probe = measure_memory(databases.fresh(f"memory_{count}"), path, root / "data")
+        growth_mib = (probe["peak_kib"] - probe["before_kib"]) / 1024
+        print_line(
+            f"peak RSS, import of {count:,} rows",
+            f"{probe['peak_kib'] / 1024:.0f} MiB (+{growth_mib:.0f} MiB over the "
+            f"{probe['before_kib'] / 1024:.0f} MiB before the import)",
+        )
+
+
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="./dev bench contact_import", description="CSV import rows/s against a baseline."
@@ -193,19 +209,10 @@ def main(argv: list[str] | None = None) -> int:
         )
         print_line("target (SQLite)", verdict(import_rate, TARGET_ROWS_PER_SECOND, "rows/s"))
 
+        if args.profile:
+            print_line("note", "the imports ran under cProfile, which slows them down")
         if not args.no_memory:
-            small_rows = max(args.rows // 10, 1)
-            small_csv = root / "contacts-small.csv"
-            write_csv(small_csv, people(small_rows))
-            for count, path in ((small_rows, small_csv), (args.rows, csv_path)):
-                probe = measure_memory(databases.fresh(f"memory_{count}"), path, root / "data")
-                growth_mib = (probe["peak_kib"] - probe["before_kib"]) / 1024
-                print_line(
-                    f"peak RSS, import of {count:,} rows",
-                    f"{probe['peak_kib'] / 1024:.0f} MiB "
-                    f"(+{growth_mib:.0f} MiB over the {probe['before_kib'] / 1024:.0f} MiB "
-                    "before the import)",
-                )
+            print_memory(databases, root, csv_path, args.rows)
 
         for title, profile in zip(("import", "re-import"), profiles, strict=True):
             if profile is not None:

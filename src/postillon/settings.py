@@ -41,7 +41,7 @@ class Settings(BaseSettings):
     lifecycle_stages: tuple[str, ...] = DEFAULT_LIFECYCLE_STAGES
     max_page_size: int = 500
     max_batch_size: int = 5000
-    import_batch_rows: int = 2000
+    import_batch_rows: int = 5000
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

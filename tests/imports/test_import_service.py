@@ -322,7 +322,7 @@ def _damaged_after_the_first_chunk(damage: str) -> bytes:
 
 @pytest.mark.parametrize("damage", ["latin-1", "unclosed quote"])
 def test_a_file_damaged_after_the_first_chunk_writes_nothing(runtime: Runtime, damage: str) -> None:
-    assert runtime.settings.import_batch_rows == 2000
+    runtime.imports.chunk_rows = 2000  # the damage sits after the first chunk
     content = _damaged_after_the_first_chunk(damage)
 
     with pytest.raises(InvalidInput):
@@ -677,8 +677,7 @@ def test_the_run_automations_option_finishes_the_import(runtime: Runtime) -> Non
 
 
 def test_a_large_file_is_imported_completely_across_chunks(runtime: Runtime) -> None:
-    chunk = runtime.settings.import_batch_rows
-    assert chunk == 2000
+    chunk = runtime.imports.chunk_rows = 2000
     lines = ["email,first_name,age:number"]
     lines += [f"user{i}@example.com,U{i},{i % 90}" for i in range(29_999)]
     lines.append("USER5@example.com,U5,5")  # user5 again, in the last chunk
@@ -698,7 +697,7 @@ def test_a_large_file_is_imported_completely_across_chunks(runtime: Runtime) -> 
 def test_a_contact_repeated_in_a_later_chunk_with_new_values_is_updated_not_duplicated(
     runtime: Runtime,
 ) -> None:
-    assert runtime.settings.import_batch_rows == 2000
+    runtime.imports.chunk_rows = 2000
     lines = ["email,first_name", "ann@example.com,Ann"]
     lines += [f"filler{i}@example.com,F{i}" for i in range(2000)]
     lines.append("ANN@example.com,Anna")  # row 2002: the second chunk

@@ -8,10 +8,17 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, or_, select
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, execute_many, insert_ignoring_conflicts
+from postillon.kit.repository import (
+    chunked,
+    execute_many,
+    insert_ignoring_conflicts,
+    insert_rows,
+    one_of,
+    update_rows,
+)
 from postillon.models import (
     AttributeDefinition,
     Contact,
@@ -31,7 +38,7 @@ def rows_by_column(session: Session, column: str, values: Collection[str]) -> li
     found: list[dict[str, Any]] = []
     col = contacts_table.c[column]
     for part in chunked(sorted(values)):
-        result = session.execute(select(contacts_table).where(col.in_(part)))
+        result = session.execute(select(contacts_table).where(one_of(session, col, part)))
         found.extend(dict(row._mapping) for row in result)
     return found
 
@@ -39,7 +46,9 @@ def rows_by_column(session: Session, column: str, values: Collection[str]) -> li
 def rows_by_ids(session: Session, ids: Collection[uuid.UUID]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
     for part in chunked(sorted(ids)):
-        result = session.execute(select(contacts_table).where(contacts_table.c.id.in_(part)))
+        result = session.execute(
+            select(contacts_table).where(one_of(session, contacts_table.c.id, part))
+        )
         found.extend(dict(row._mapping) for row in result)
     return found
 
@@ -52,7 +61,9 @@ def tags_of(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set
     tags: dict[uuid.UUID, set[str]] = defaultdict(set)
     for part in chunked(sorted(ids)):
         rows = session.execute(
-            select(ContactTag.contact_id, ContactTag.tag).where(ContactTag.contact_id.in_(part))
+            select(ContactTag.contact_id, ContactTag.tag).where(
+                one_of(session, ContactTag.contact_id, part)
+            )
         )
         for contact_id, tag in rows:
             tags[contact_id].add(tag)
@@ -65,7 +76,7 @@ def consents_of(
     consents: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
     for part in chunked(sorted(ids)):
         rows = session.execute(
-            select(ContactConsent.__table__).where(ContactConsent.contact_id.in_(part))
+            select(ContactConsent.__table__).where(one_of(session, ContactConsent.contact_id, part))
         )
         for row in rows:
             mapping = dict(row._mapping)
@@ -74,12 +85,12 @@ def consents_of(
 
 
 def insert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert(Contact), rows)
+    insert_rows(session, Contact, rows)
 
 
 def update_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Rewrite whole rows by primary key (one executemany per batch)."""
-    execute_many(session, update(Contact), rows)
+    """Rewrite rows by primary key (one executemany per batch)."""
+    update_rows(session, Contact, rows)
 
 
 def add_tags(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -94,11 +105,11 @@ def remove_tags(session: Session, contact_id: uuid.UUID, tags: Collection[str]) 
 
 
 def insert_consents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert(ContactConsent), rows)
+    insert_rows(session, ContactConsent, rows)
 
 
 def update_consents(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, update(ContactConsent), rows)
+    update_rows(session, ContactConsent, rows)
 
 
 def attribute_types(session: Session, names: Collection[str]) -> dict[str, str]:
@@ -106,7 +117,7 @@ def attribute_types(session: Session, names: Collection[str]) -> dict[str, str]:
     for part in chunked(sorted(names)):
         rows = session.execute(
             select(AttributeDefinition.name, AttributeDefinition.type).where(
-                AttributeDefinition.name.in_(part)
+                one_of(session, AttributeDefinition.name, part)
             )
         )
         found.update({name: kind for name, kind in rows})
@@ -215,12 +226,12 @@ def move_import_touches(session: Session, *, source: uuid.UUID, target: uuid.UUI
         )
     ).all()
     session.execute(delete(ContactImportTouch).where(ContactImportTouch.contact_id == source))
-    execute_many(
+    insert_rows(
         session,
-        insert(ContactImportTouch),
-        (
+        ContactImportTouch,
+        [
             {"import_id": import_id, "contact_id": target, "action": action}
             for import_id, action in touches
             if import_id not in existing
-        ),
+        ],
     )

@@ -173,6 +173,8 @@ def _type_attributes(
 
 
 def _check_suppression(session: Session, items: Sequence[ContactChanges], secret_key: str) -> None:
+    if not privacy_repository.any_erased(session):
+        return
     digests: dict[str, list[ContactChanges]] = {}
     for item in items:
         email = item.values.get("email")

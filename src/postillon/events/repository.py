@@ -7,17 +7,17 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, or_, select, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import execute_many
+from postillon.kit.repository import insert_rows
 from postillon.models import Event
 
 events_table = Event.__table__
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert(Event), rows)
+    insert_rows(session, Event, rows)
 
 
 def timeline_page(

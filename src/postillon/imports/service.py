@@ -19,17 +19,16 @@ from postillon.automations import hooks
 from postillon.clock import Clock
 from postillon.contacts.changes import ContactChanges
 from postillon.contacts.fields import (
-    Channel,
     ConsentStatus,
     FieldError,
-    normalise_phone,
     normalise_tag,
 )
 from postillon.contacts.service import ContactService
 from postillon.contacts.upsert import Action, Mode, Outcome
 from postillon.errors import InvalidInput, NotFound
 from postillon.imports import repository
-from postillon.imports.mapping import ColumnTarget, map_columns
+from postillon.imports.mapping import map_columns
+from postillon.imports.parsing import PARALLEL_FROM_ROWS, RowParser, parsed_chunks
 from postillon.imports.reader import CsvRow, CsvSource
 from postillon.kit.db import Database
 from postillon.kit.ids import new_id
@@ -124,7 +123,14 @@ class ImportService:
         source = CsvSource(stream, name=filename)
         columns = map_columns(source.headers, options.mapping)
         extra_tags = _check_tags(options.tags)
-        source.check()
+        rows_total = source.check()
+        parser = RowParser(
+            columns=tuple(columns),
+            tags=tuple(extra_tags),
+            email_consent=options.email_consent,
+            phone_region=options.phone_region,
+            lifecycle_stages=tuple(self.contacts.settings.lifecycle_stages),
+        )
         report = ImportReport(import_id=new_id(), filename=filename, dry_run=options.dry_run)
         started_at = self.clock.now()
 
@@ -146,12 +152,12 @@ class ImportService:
                     started_at=started_at,
                 ),
             )
-        where = _column_locator(columns)
         dry_run_session = database.session() if options.dry_run else None
         failure: Exception | None = None
         try:
-            for chunk in _chunks(source.rows(), self.chunk_rows):
-                items = [self._changes(row, columns, options, extra_tags, where) for row in chunk]
+            chunks = _chunks(source.rows(), self.chunk_rows)
+            parallel = rows_total >= PARALLEL_FROM_ROWS
+            for chunk, items in parsed_chunks(parser, chunks, parallel=parallel):
                 if dry_run_session is not None:
                     self._import_chunk(dry_run_session, report, chunk, items, note)
                 else:
@@ -253,45 +259,6 @@ class ImportService:
                 )
         repository.record_touches(session, list(touches.values()))
 
-    def _changes(
-        self,
-        row: CsvRow,
-        columns: Sequence[ColumnTarget],
-        options: ImportOptions,
-        extra_tags: Sequence[str],
-        where: Callable[[str], str],
-    ) -> ContactChanges:
-        changes = ContactChanges(attributes_from_text=True, where=where)
-        if len(row.values) > len(columns):
-            changes.problem("row", f"has {len(row.values)} values for {len(columns)} columns")
-            return changes
-        for column, raw in zip(columns, row.values, strict=False):
-            value = raw.strip()
-            if not value or column.skipped:
-                continue
-            if column.attribute is not None:
-                changes.set_attribute(column.attribute, value)
-                if column.attribute_type is not None:
-                    changes.declared_types[column.attribute] = column.attribute_type
-            elif column.field == "tags":
-                for tag in value.split(","):
-                    if tag.strip():
-                        changes.add_tag(tag)
-            elif column.field == "lifecycle_stage":
-                changes.set_lifecycle_stage(value, self.contacts.settings.lifecycle_stages)
-            elif column.field == "owner":
-                changes.set_owner(value)
-            elif column.field == "phone" and options.phone_region:
-                _set_phone(changes, value, options.phone_region)
-            else:
-                assert column.field is not None
-                changes.set_value(column.field, value)
-        for tag in extra_tags:
-            changes.add_tag(tag)
-        if options.email_consent is not None and changes.values.get("email"):
-            changes.default_consent[Channel.email.value] = (options.email_consent.value, "import")
-        return changes
-
     def _finish(self, database: Database, report: ImportReport, *, status: str) -> None:
         with database.transaction() as session:
             repository.finish(
@@ -306,19 +273,6 @@ class ImportService:
                 errors=[p.as_dict() for p in report.problems],
                 finished_at=self.clock.now(),
             )
-
-
-def _column_locator(columns: Sequence[ColumnTarget]) -> Callable[[str], str]:
-    """Problems in a row are reported by the column header they come from."""
-    headers = {c.field or f"attributes.{c.attribute}": c.header for c in columns}
-    return lambda name: headers.get(name, name)
-
-
-def _set_phone(changes: ContactChanges, value: str, region: str) -> None:
-    try:
-        changes.values["phone"] = normalise_phone(value, default_region=region)
-    except FieldError as exc:
-        changes.problem("phone", str(exc))
 
 
 def _check_tags(tags: Sequence[str]) -> list[str]:

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, insert_ignoring_conflicts
+from postillon.kit.repository import chunked, insert_ignoring_conflicts, one_of
 from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression
 
 
@@ -19,11 +19,18 @@ def suppressed(session: Session, digests: Collection[str]) -> dict[str, str]:
     for part in chunked(sorted(digests)):
         rows = session.execute(
             select(Suppression.address_digest, Suppression.reason).where(
-                Suppression.address_digest.in_(part)
+                one_of(session, Suppression.address_digest, part)
             )
         )
         found.update({digest: reason for digest, reason in rows})
     return found
+
+
+def any_erased(session: Session) -> bool:
+    """Whether any address was ever erased (most installations: none, and then the
+    per-address check can be skipped)."""
+    query = select(Suppression.address_digest).where(Suppression.reason == "erased").limit(1)
+    return session.scalar(query) is not None
 
 
 def suppress(session: Session, *, digest: str, channel: str, reason: str, now: datetime) -> None:

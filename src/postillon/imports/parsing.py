@@ -1,0 +1,108 @@
+"""Turning CSV rows into checked contact changes. Pure and picklable, so that a large
+import can parse its next chunk in a second process while this one writes the last."""
+
+from __future__ import annotations
+
+import os
+from collections import deque
+from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
+from multiprocessing import get_context
+
+from postillon.contacts.changes import ContactChanges
+from postillon.contacts.fields import Channel, ConsentStatus, FieldError, normalise_phone
+from postillon.imports.mapping import ColumnTarget
+from postillon.imports.reader import CsvRow
+
+# Below this many rows a second process costs more to start than it saves.
+PARALLEL_FROM_ROWS = 20_000
+
+
+@dataclass(frozen=True)
+class ColumnLocator:
+    """Names the column a problem comes from (a class, not a lambda, so it pickles)."""
+
+    headers: dict[str, str]
+
+    def __call__(self, name: str) -> str:
+        return self.headers.get(name, name)
+
+
+@dataclass(frozen=True)
+class RowParser:
+    columns: tuple[ColumnTarget, ...]
+    tags: tuple[str, ...]
+    email_consent: ConsentStatus | None
+    phone_region: str | None
+    lifecycle_stages: tuple[str, ...]
+
+    @property
+    def locate(self) -> ColumnLocator:
+        return ColumnLocator(
+            {c.field or f"attributes.{c.attribute}": c.header for c in self.columns}
+        )
+
+    def parse_chunk(self, rows: Sequence[CsvRow]) -> list[ContactChanges]:
+        locate = self.locate
+        return [self.parse(row, locate) for row in rows]
+
+    def parse(self, row: CsvRow, locate: ColumnLocator) -> ContactChanges:
+        changes = ContactChanges(attributes_from_text=True, where=locate)
+        if len(row.values) > len(self.columns):
+            changes.problem("row", f"has {len(row.values)} values for {len(self.columns)} columns")
+            return changes
+        for column, raw in zip(self.columns, row.values, strict=False):
+            value = raw.strip()
+            if not value or column.skipped:
+                continue
+            if column.attribute is not None:
+                changes.set_attribute(column.attribute, value)
+                if column.attribute_type is not None:
+                    changes.declared_types[column.attribute] = column.attribute_type
+            elif column.field == "tags":
+                for tag in value.split(","):
+                    if tag.strip():
+                        changes.add_tag(tag)
+            elif column.field == "lifecycle_stage":
+                changes.set_lifecycle_stage(value, self.lifecycle_stages)
+            elif column.field == "owner":
+                changes.set_owner(value)
+            elif column.field == "phone" and self.phone_region:
+                try:
+                    changes.values["phone"] = normalise_phone(
+                        value, default_region=self.phone_region
+                    )
+                except FieldError as exc:
+                    changes.problem("phone", str(exc))
+            else:
+                assert column.field is not None
+                changes.set_value(column.field, value)
+        for tag in self.tags:
+            changes.add_tag(tag)
+        if self.email_consent is not None and changes.values.get("email"):
+            changes.default_consent[Channel.email.value] = (self.email_consent.value, "import")
+        return changes
+
+
+def parsed_chunks(
+    parser: RowParser, chunks: Iterator[list[CsvRow]], *, parallel: bool
+) -> Iterator[tuple[list[CsvRow], list[ContactChanges]]]:
+    """Each chunk with its parsed changes. In parallel, a second process parses up to two
+    chunks ahead while the caller writes; the order of chunks is kept."""
+    if not parallel or (os.cpu_count() or 1) < 2:
+        for chunk in chunks:
+            yield chunk, parser.parse_chunk(chunk)
+        return
+    # forkserver: the child starts clean, not as a copy of a process with threads and
+    # open database connections.
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("forkserver")) as pool:
+        pending: deque[tuple[list[CsvRow], Future[list[ContactChanges]]]] = deque()
+        for chunk in chunks:
+            pending.append((chunk, pool.submit(parser.parse_chunk, chunk)))
+            if len(pending) > 2:
+                done, future = pending.popleft()
+                yield done, future.result()
+        while pending:
+            done, future = pending.popleft()
+            yield done, future.result()
