@@ -10,16 +10,15 @@ import subprocess
 import sys
 import uuid
 from pathlib import Path
-from typing import Any
 
 import httpx
 import pytest
 
 from postillon.contacts.fields import Channel, ConsentStatus
 from postillon.contacts.schemas import ContactIn
-from postillon.contacts.service import ContactFilter
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from tests.support.files import XLSX_START, stored_contacts
 
 POSTILLON = Path(sys.executable).with_name("postillon")
 BOM = "\ufeff"
@@ -95,21 +94,6 @@ def import_id_in(stdout: str) -> uuid.UUID:
     return uuid.UUID(found.group(1))
 
 
-def contacts_of(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    """Every contact by email, as the API shows it."""
-    found: dict[str, dict[str, Any]] = {}
-    cursor = None
-    with runtime.database.transaction(read_only=True) as session:
-        while True:
-            page = runtime.contacts.list_contacts(
-                session, ContactFilter(), cursor=cursor, limit=500
-            )
-            found.update({str(c.email): c.model_dump(mode="json") for c in page.items})
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
-
-
 def read_report(path: Path) -> list[list[str]]:
     with path.open(newline="", encoding="utf-8") as report:
         return list(csv.reader(report))
@@ -141,7 +125,7 @@ def test_import_reads_a_german_excel_file_with_mappings_tags_and_options(
     assert "2 rows: 2 contacts were created, 0 updated, 0 unchanged, 0 rows rejected." in summary
     assert "\x1b" not in result.stdout
     assert "\r" not in result.stdout
-    contacts = contacts_of(runtime)
+    contacts = stored_contacts(runtime, key="email")
     assert sorted(contacts) == ["gisela@example.com", "juergen@example.com"]
     juergen = contacts["juergen@example.com"]
     assert (juergen["first_name"], juergen["last_name"]) == ("Jürgen", "Müller, Dr.")
@@ -161,7 +145,7 @@ def test_a_dry_run_reports_what_would_happen_and_stores_nothing(
 ) -> None:
     with runtime.database.transaction() as session:
         runtime.contacts.create(session, ContactIn(email="ann@example.com", first_name="Ann"))
-    before = contacts_of(runtime)
+    before = stored_contacts(runtime, key="email")
     file = write_csv(
         tmp_path / "contacts.csv", "email,first_name", "ann@example.com,Anna", "bob@example.com,Bob"
     )
@@ -173,7 +157,7 @@ def test_a_dry_run_reports_what_would_happen_and_stores_nothing(
         "2 rows: 1 contacts would be created, 1 updated, 0 unchanged, 0 rows rejected. "
         "(dry run: nothing stored)" in flat(result.stdout)
     )
-    assert contacts_of(runtime) == before
+    assert stored_contacts(runtime, key="email") == before
 
 
 def test_every_bad_row_goes_to_the_report_file_while_good_rows_go_in(
@@ -210,7 +194,10 @@ def test_every_bad_row_goes_to_the_report_file_while_good_rows_go_in(
     assert "phone number" in reasons["26"]
     assert "expected a number, got 'forty'" in reasons["27"]
     assert "has 6 values for 5 columns" in reasons["28"]
-    assert sorted(contacts_of(runtime)) == ["good2@example.com", "good@example.com"]
+    assert sorted(stored_contacts(runtime, key="email")) == [
+        "good2@example.com",
+        "good@example.com",
+    ]
 
 
 def test_a_report_file_that_cannot_be_written_is_a_clear_error(
@@ -223,7 +210,7 @@ def test_a_report_file_that_cannot_be_written_is_a_clear_error(
 
     assert result.returncode != 0
     assert "no-such-directory" in flat(result.stderr)
-    assert contacts_of(runtime) == {}
+    assert stored_contacts(runtime, key="email") == {}
 
 
 def test_importing_the_same_file_twice_leaves_every_contact_unchanged(
@@ -239,7 +226,7 @@ def test_importing_the_same_file_twice_leaves_every_contact_unchanged(
     options = ("--tag", "fair", "--email-consent", "subscribed", "--phone-region", "DE")
     first = cli.run("contacts", "import", file, *options)
     assert first.returncode == 0, first.stderr
-    before = contacts_of(runtime)
+    before = stored_contacts(runtime, key="email")
     assert len(before) == 3
 
     second = cli.run("contacts", "import", file, *options)
@@ -247,7 +234,7 @@ def test_importing_the_same_file_twice_leaves_every_contact_unchanged(
     assert second.returncode == 0, second.stderr
     summary = flat(second.stdout)
     assert "3 rows: 0 contacts were created, 0 updated, 3 unchanged, 0 rows rejected." in summary
-    assert contacts_of(runtime) == before
+    assert stored_contacts(runtime, key="email") == before
 
 
 def test_the_progress_bar_goes_to_stderr_and_leaves_the_summary_intact(
@@ -271,7 +258,7 @@ def test_the_progress_bar_goes_to_stderr_and_leaves_the_summary_intact(
     assert "\r" not in stdout
     assert "importing contacts.csv" in result.stderr
     assert "1,000 rows" in result.stderr
-    assert len(contacts_of(runtime)) == 1000
+    assert len(stored_contacts(runtime, key="email")) == 1000
 
 
 def test_an_erased_address_is_rejected_as_suppressed_by_the_cli_import(
@@ -290,13 +277,7 @@ def test_an_erased_address_is_rejected_as_suppressed_by_the_cli_import(
     [_, (line, column, reason)] = read_report(report)
     assert (line, column) == ("2", "email")
     assert "erased" in reason
-    assert sorted(contacts_of(runtime)) == ["new@example.com"]
-
-
-XLSX_START = (
-    b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00b\xee\x9dh^\x01\x00\x00\x90\x04\x00\x00"
-    b"\x13\x00\x08\x02[Content_Types].xml \xa2\x04\x02(\xa0\x00\x02\x00\x00\x00\x00\x00\x00"
-)
+    assert sorted(stored_contacts(runtime, key="email")) == ["new@example.com"]
 
 
 @pytest.mark.parametrize(
@@ -324,7 +305,7 @@ def test_a_file_that_cannot_be_imported_exits_with_2_naming_the_problem(
     assert "error:" in message
     assert named in message
     assert "rows:" not in result.stdout
-    assert contacts_of(runtime) == {}
+    assert stored_contacts(runtime, key="email") == {}
 
 
 def test_a_map_option_for_a_column_the_file_lacks_exits_with_2(
@@ -337,7 +318,7 @@ def test_a_map_option_for_a_column_the_file_lacks_exits_with_2(
     assert result.returncode == 2
     assert "E-Mail Adresse" in flat(result.stderr)
     assert "no such column" in flat(result.stderr)
-    assert contacts_of(runtime) == {}
+    assert stored_contacts(runtime, key="email") == {}
 
 
 def test_a_map_option_without_a_target_exits_with_2(offline_cli: Cli, tmp_path: Path) -> None:

@@ -10,12 +10,9 @@ import pytest
 
 from postillon.kit.ids import new_id
 from postillon.runtime import Runtime
+from tests.support.files import XLSX_START, csv_file
 
 BOM = "\ufeff"
-
-
-def csv_file(*lines: str, encoding: str = "utf-8", newline: str = "\n") -> bytes:
-    return (newline.join(lines) + newline).encode(encoding)
 
 
 def upload(
@@ -271,12 +268,6 @@ def test_run_automations_for_an_unknown_import_is_not_found(api: httpx.Client) -
 
 def test_an_unknown_import_is_not_found(api: httpx.Client) -> None:
     assert api.get(f"/api/imports/{new_id()}").status_code == 404
-
-
-XLSX_START = (
-    b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00b\xee\x9dh^\x01\x00\x00\x90\x04\x00\x00"
-    b"\x13\x00\x08\x02[Content_Types].xml \xa2\x04\x02(\xa0\x00\x02\x00\x00\x00\x00\x00\x00"
-)
 
 
 @pytest.mark.parametrize(

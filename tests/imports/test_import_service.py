@@ -23,12 +23,9 @@ from postillon.imports.service import ImportOptions, ImportReport, RowProblem
 from postillon.kit.ids import new_id
 from postillon.models import Contact, ContactImportTouch, Event
 from postillon.runtime import Runtime
+from tests.support.files import XLSX_START, csv_file, stored_contacts
 
 BOM = "\ufeff"
-
-
-def csv_file(*lines: str, encoding: str = "utf-8", newline: str = "\n") -> bytes:
-    return (newline.join(lines) + newline).encode(encoding)
 
 
 def run_import(
@@ -62,21 +59,6 @@ def contact(runtime: Runtime, email: str) -> ContactOut:
     found = find_contact(runtime, email)
     assert found is not None, f"no contact with the email {email}"
     return found
-
-
-def all_contacts(runtime: Runtime) -> dict[str, dict[str, Any]]:
-    """Every contact as the API shows it, by id."""
-    found: dict[str, dict[str, Any]] = {}
-    cursor = None
-    with runtime.database.transaction(read_only=True) as session:
-        while True:
-            page = runtime.contacts.list_contacts(
-                session, ContactFilter(), cursor=cursor, limit=500
-            )
-            found.update({str(c.id): c.model_dump(mode="json") for c in page.items})
-            cursor = page.next_cursor
-            if cursor is None:
-                return found
 
 
 def count_rows(runtime: Runtime, model: type[Contact] | type[Event]) -> int:
@@ -213,7 +195,7 @@ def test_a_file_with_an_external_id_but_no_email_column_is_imported(runtime: Run
 
     assert (report.created, report.failed) == (2, 0)
     people = sorted(
-        (c["external_id"], c["first_name"], c["email"]) for c in all_contacts(runtime).values()
+        (c["external_id"], c["first_name"], c["email"]) for c in stored_contacts(runtime).values()
     )
     assert people == [("C-1", "Ann", None), ("C-2", "Bob", None)]
 
@@ -262,12 +244,6 @@ def test_unnamed_empty_columns_that_excel_leaves_at_the_end_do_not_block_the_imp
 
     assert (report.created, report.failed) == (2, 0)
     assert contact(runtime, "ann@example.com").attributes == {}
-
-
-XLSX_START = (
-    b"PK\x03\x04\x14\x00\x06\x00\x08\x00\x00\x00!\x00b\xee\x9dh^\x01\x00\x00\x90\x04\x00\x00"
-    b"\x13\x00\x08\x02[Content_Types].xml \xa2\x04\x02(\xa0\x00\x02\x00\x00\x00\x00\x00\x00"
-)
 
 
 @pytest.mark.parametrize(
@@ -500,7 +476,7 @@ def test_bad_rows_are_reported_with_line_column_and_reason_while_good_rows_go_in
     assert "phone number" in reason_at(report, 4)
     assert "expected a number, got 'forty'" in reason_at(report, 5)
     assert "has 5 values for 4 columns" in reason_at(report, 6)
-    stored = sorted(c["email"] for c in all_contacts(runtime).values())
+    stored = sorted(c["email"] for c in stored_contacts(runtime).values())
     assert stored == ["good2@example.com", "good@example.com"]
 
 
@@ -569,7 +545,7 @@ def test_the_import_record_keeps_the_outcome_of_the_run(
 
 def test_a_dry_run_counts_what_would_happen_and_stores_nothing(runtime: Runtime) -> None:
     ann = create_contact(runtime, email="ann@example.com", first_name="Ann")
-    before = all_contacts(runtime)
+    before = stored_contacts(runtime)
     events_before = count_rows(runtime, Event)
     content = csv_file(
         "email,first_name,city",
@@ -585,7 +561,7 @@ def test_a_dry_run_counts_what_would_happen_and_stores_nothing(runtime: Runtime)
 
     assert report.dry_run is True
     assert (report.rows, report.created, report.updated, report.failed) == (4, 2, 1, 1)
-    assert all_contacts(runtime) == before
+    assert stored_contacts(runtime) == before
     assert find_contact(runtime, "bob@example.com") is None
     assert contact(runtime, "ann@example.com").updated_at == ann.updated_at
     assert attribute_types(runtime) == {}
@@ -616,7 +592,7 @@ def test_importing_the_same_file_twice_changes_nothing_the_second_time(
     }
     first = run_import(runtime, content, **options)
     assert (first.created, first.failed) == (3, 0)
-    before = all_contacts(runtime)
+    before = stored_contacts(runtime)
     events_before = count_rows(runtime, Event)
     clock.advance(timedelta(hours=1))
 
@@ -624,7 +600,7 @@ def test_importing_the_same_file_twice_changes_nothing_the_second_time(
 
     assert (second.rows, second.created, second.updated, second.unchanged) == (3, 0, 0, 3)
     assert second.failed == 0
-    assert all_contacts(runtime) == before
+    assert stored_contacts(runtime) == before
     assert count_rows(runtime, Event) == events_before
     with runtime.database.transaction(read_only=True) as session:
         assert runtime.imports.run_automations(session, second.import_id) == 0
