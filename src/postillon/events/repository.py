@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 from postillon.kit.repository import insert_rows
 from postillon.models import Event
 
-events_table = Event.__table__
-
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     insert_rows(session, Event, rows)
