@@ -13,8 +13,6 @@ from sqlalchemy.orm import Session
 
 from postillon.kit.repository import (
     chunked,
-    execute_many,
-    insert_ignoring_conflicts,
     insert_rows,
     one_of,
     update_rows,
@@ -94,7 +92,7 @@ def update_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 
 def add_tags(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert_ignoring_conflicts(session, ContactTag), rows)
+    insert_rows(session, ContactTag, rows, ignore_conflicts=True)
 
 
 def remove_tags(session: Session, contact_id: uuid.UUID, tags: Collection[str]) -> int:
@@ -129,7 +127,7 @@ def all_attribute_definitions(session: Session) -> list[AttributeDefinition]:
 
 
 def define_attributes(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    execute_many(session, insert_ignoring_conflicts(session, AttributeDefinition), rows)
+    insert_rows(session, AttributeDefinition, rows, ignore_conflicts=True)
 
 
 def user_ids_by_email(session: Session, emails: Collection[str]) -> dict[str, uuid.UUID]:
@@ -203,23 +201,15 @@ def delete_contact(session: Session, contact_id: uuid.UUID) -> None:
 
 def move_tags(session: Session, *, source: uuid.UUID, target: uuid.UUID, now: datetime) -> None:
     """Give `target` every tag of `source` it lacks, then drop those of `source`."""
-    tags = tags_of(session, [source, target])
-    add_tags(
-        session,
-        [
-            {"contact_id": target, "tag": tag, "added_at": now}
-            for tag in sorted(tags.get(source, set()) - tags.get(target, set()))
-        ],
-    )
+    tags = session.scalars(select(ContactTag.tag).where(ContactTag.contact_id == source))
+    rows = [{"contact_id": target, "tag": tag, "added_at": now} for tag in tags]
+    add_tags(session, rows)
     session.execute(delete(ContactTag).where(ContactTag.contact_id == source))
 
 
 def move_import_touches(session: Session, *, source: uuid.UUID, target: uuid.UUID) -> None:
-    existing = set(
-        session.scalars(
-            select(ContactImportTouch.import_id).where(ContactImportTouch.contact_id == target)
-        )
-    )
+    """Give `target` the import records of `source`; where both were touched by one import,
+    the target's record stays."""
     touches = session.execute(
         select(ContactImportTouch.import_id, ContactImportTouch.action).where(
             ContactImportTouch.contact_id == source
@@ -232,6 +222,6 @@ def move_import_touches(session: Session, *, source: uuid.UUID, target: uuid.UUI
         [
             {"import_id": import_id, "contact_id": target, "action": action}
             for import_id, action in touches
-            if import_id not in existing
         ],
+        ignore_conflicts=True,
     )

@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import execute_many, insert_ignoring_conflicts
+from postillon.kit.repository import insert_rows
 from postillon.models import ContactImport, ContactImportTouch
 
 
@@ -33,7 +33,7 @@ def recent(session: Session, limit: int) -> list[ContactImport]:
 
 def record_touches(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Remember contacts an import touched; the first touch of a contact (created) stays."""
-    execute_many(session, insert_ignoring_conflicts(session, ContactImportTouch), rows)
+    insert_rows(session, ContactImportTouch, rows, ignore_conflicts=True)
 
 
 def touched_contacts(session: Session, import_id: uuid.UUID, *, action: str) -> list[uuid.UUID]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from typing import Any, TypeVar
 
 from sqlalchemy import ColumnElement, Insert, Table, any_, bindparam, insert, update
@@ -38,10 +38,23 @@ def table_of(model: type[Base]) -> Table:
     return table
 
 
-def insert_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
-    """A Core executemany INSERT: the ORM's bulk path costs several times more per row."""
-    if rows:
-        session.execute(insert(table_of(model)), rows)
+def insert_rows(
+    session: Session,
+    model: type[Base],
+    rows: Sequence[dict[str, Any]],
+    *,
+    ignore_conflicts: bool = False,
+) -> None:
+    """A Core executemany INSERT (the ORM's bulk path costs several times more per row);
+    with `ignore_conflicts`, rows whose key exists already are skipped."""
+    if not rows:
+        return
+    table = table_of(model)
+    statement: Insert = insert(table)
+    if ignore_conflicts:
+        dialect = postgresql if session.get_bind().dialect.name == "postgresql" else sqlite
+        statement = dialect.insert(table).on_conflict_do_nothing()
+    session.execute(statement, rows)
 
 
 def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -57,17 +70,3 @@ def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, An
         .values({name: bindparam(name) for name in changed})
     )
     session.execute(statement, [{**row, **{f"key_{k}": row[k] for k in keys}} for row in rows])
-
-
-def insert_ignoring_conflicts(session: Session, model: type[Base]) -> Insert:
-    """`INSERT ... ON CONFLICT DO NOTHING` in the session's dialect."""
-    if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table_of(model)).on_conflict_do_nothing()
-    return sqlite.insert(table_of(model)).on_conflict_do_nothing()
-
-
-def execute_many(session: Session, statement: Any, rows: Iterable[dict[str, Any]]) -> None:
-    """Run one statement for many parameter sets (executemany), skipping when there are none."""
-    batch = list(rows)
-    if batch:
-        session.execute(statement, batch)

@@ -9,7 +9,7 @@ from datetime import datetime
 from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, insert_ignoring_conflicts, one_of
+from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression
 
 
@@ -34,10 +34,8 @@ def any_erased(session: Session) -> bool:
 
 
 def suppress(session: Session, *, digest: str, channel: str, reason: str, now: datetime) -> None:
-    session.execute(
-        insert_ignoring_conflicts(session, Suppression),
-        [{"address_digest": digest, "channel": channel, "reason": reason, "created_at": now}],
-    )
+    row = {"address_digest": digest, "channel": channel, "reason": reason, "created_at": now}
+    insert_rows(session, Suppression, [row], ignore_conflicts=True)
 
 
 def merges_of(session: Session, contact_id: uuid.UUID) -> list[ContactMerge]:
