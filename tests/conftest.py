@@ -106,6 +106,20 @@ def admin_key(runtime: Runtime) -> str:
 
 
 @pytest.fixture
+def write_key(runtime: Runtime) -> str:
+    with runtime.database.transaction() as opened:
+        _, secret = runtime.api_keys.create(opened, scope=Scope.write, name="tracking tests")
+    return secret
+
+
+@pytest.fixture
+def tracker(server_url: str, write_key: str) -> Iterator[httpx.Client]:
+    """An HTTP client for the tracking API, authenticated as Segment's libraries do."""
+    with httpx.Client(base_url=server_url, auth=(write_key, ""), timeout=30) as client:
+        yield client
+
+
+@pytest.fixture
 def api(server_url: str, admin_key: str) -> Iterator[httpx.Client]:
     """An HTTP client for the admin API, authenticated with an admin key."""
     with httpx.Client(

@@ -77,3 +77,12 @@ class Conflict(PostillonError):
 class PayloadTooLarge(PostillonError):
     status_code = 413
     code = "payload_too_large"
+
+
+class TooManyRequests(PostillonError):
+    status_code = 429
+    code = "rate_limited"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -11,6 +11,8 @@ from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.privacy.service import PrivacyService
 from postillon.settings import Settings
+from postillon.tracking.limits import RateLimiter
+from postillon.tracking.service import TrackingService
 from postillon.users.service import UserService
 
 
@@ -24,6 +26,8 @@ class Runtime:
     privacy: PrivacyService
     api_keys: ApiKeyService
     users: UserService
+    tracking: TrackingService
+    ingest_limiter: RateLimiter
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -41,6 +45,8 @@ class Runtime:
             privacy=PrivacyService(settings, clock, contacts),
             api_keys=ApiKeyService(clock),
             users=UserService(clock),
+            tracking=TrackingService(settings, clock),
+            ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
         )
 
     def close(self) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import secrets
+from datetime import timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -42,6 +43,11 @@ class Settings(BaseSettings):
     max_page_size: int = 500
     max_batch_size: int = 5000
     import_batch_rows: int = 5000
+    # How long the events of a visitor who has not identified are kept (ISO 8601 or seconds).
+    anonymous_retention: timedelta = timedelta(hours=3)
+    # Tracking API rate limit, per write key and client address, in requests per second.
+    ingest_rate_per_second: float = 100.0
+    ingest_burst: int = 200
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

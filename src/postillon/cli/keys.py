@@ -15,11 +15,19 @@ app = typer.Typer(help="API keys.", no_args_is_help=True)
 def create(
     scope: Scope = typer.Option(..., help="admin: the whole API; write: ingestion only"),
     name: str = typer.Option("api key", help="what the key is for"),
+    origin: list[str] = typer.Option(
+        [],
+        help="make a public write key for the tracking snippet, accepted only from this "
+        "origin (repeatable), e.g. https://shop.example or https://*.shop.example",
+    ),
 ) -> None:
     """Create a key. The key is printed once, alone on the last line."""
     with cli_runtime() as runtime, runtime.database.transaction() as session:
-        key, secret = runtime.api_keys.create(session, scope=scope, name=name)
-    console.print(f"Created {key.scope} key {key.name!r} (id {key.id}). Store it now:")
+        key, secret = runtime.api_keys.create(
+            session, scope=scope, name=name, allowed_origins=origin or None
+        )
+    public = f", public for {', '.join(key.allowed_origins)}" if key.allowed_origins else ""
+    console.print(f"Created {key.scope} key {key.name!r} (id {key.id}{public}). Store it now:")
     print(secret)
 
 
@@ -27,13 +35,14 @@ def create(
 def list_keys() -> None:
     """List keys (never their secrets)."""
     with cli_runtime() as runtime, runtime.database.transaction(read_only=True) as session:
-        table = Table("id", "name", "scope", "prefix", "created", "last used", "revoked")
+        table = Table("id", "name", "scope", "prefix", "origins", "created", "last used", "revoked")
         for key in runtime.api_keys.list(session):
             table.add_row(
                 str(key.id),
                 key.name,
                 key.scope,
                 key.prefix + "…",
+                ", ".join(key.allowed_origins or []),
                 f"{key.created_at:%Y-%m-%d %H:%M}",
                 f"{key.last_used_at:%Y-%m-%d %H:%M}" if key.last_used_at else "",
                 f"{key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "",

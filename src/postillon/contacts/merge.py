@@ -56,6 +56,12 @@ def merge_contacts(
     merged["attributes"] = {**(older["attributes"] or {}), **(newer["attributes"] or {})}
     merged["score"] = (survivor["score"] or 0) + (absorbed["score"] or 0)
     merged["created_at"] = min(survivor["created_at"], absorbed["created_at"])
+    monitored = [r["monitored_at"] for r in (survivor, absorbed) if r["monitored_at"]]
+    merged["state"] = "monitored" if monitored else survivor["state"]
+    merged["monitored_at"] = min(monitored) if monitored else None
+    latest = max((survivor, absorbed), key=lambda r: r["last_seen_at"] or r["created_at"])
+    merged["last_seen_at"] = latest["last_seen_at"]
+    merged["last_seen"] = latest["last_seen"]
 
     consents = contacts_repository.consents_of(session, [survivor_id, absorbed_id])
     snapshot = _snapshot(absorbed, consents.get(absorbed_id, {}))
@@ -65,6 +71,7 @@ def merge_contacts(
     events_repository.move_to_contact(session, source=absorbed_id, target=survivor_id)
     contacts_repository.move_tags(session, source=absorbed_id, target=survivor_id, now=now)
     contacts_repository.move_import_touches(session, source=absorbed_id, target=survivor_id)
+    contacts_repository.move_visitors(session, source=absorbed_id, target=survivor_id)
     _merge_consents(
         session, survivor_id, consents.get(survivor_id, {}), consents.get(absorbed_id, {})
     )

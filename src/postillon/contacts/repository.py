@@ -8,7 +8,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import (
@@ -25,6 +25,7 @@ from postillon.models import (
     ContactTag,
     Event,
     User,
+    Visitor,
 )
 
 contacts_table = Contact.__table__
@@ -224,4 +225,50 @@ def move_import_touches(session: Session, *, source: uuid.UUID, target: uuid.UUI
             for import_id, action in touches
         ],
         ignore_conflicts=True,
+    )
+
+
+def move_visitors(session: Session, *, source: uuid.UUID, target: uuid.UUID) -> None:
+    session.execute(update(Visitor).where(Visitor.contact_id == source).values(contact_id=target))
+
+
+def ids_by_external_id(session: Session, external_ids: Collection[str]) -> dict[str, uuid.UUID]:
+    found: dict[str, uuid.UUID] = {}
+    for part in chunked(sorted(external_ids)):
+        query = select(Contact.external_id, Contact.id).where(
+            one_of(session, Contact.external_id, part)
+        )
+        found.update({str(external_id): id_ for external_id, id_ in session.execute(query)})
+    return found
+
+
+def activity_of(
+    session: Session, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, tuple[datetime | None, dict[str, Any] | None]]:
+    found: dict[uuid.UUID, tuple[datetime | None, dict[str, Any] | None]] = {}
+    for part in chunked(sorted(ids)):
+        query = select(Contact.id, Contact.last_seen_at, Contact.last_seen).where(
+            one_of(session, Contact.id, part)
+        )
+        found.update({id_: (at, seen) for id_, at, seen in session.execute(query)})
+    return found
+
+
+def mark_monitored(session: Session, ids: Collection[uuid.UUID], now: datetime) -> None:
+    """Contacts whose browsing is now attributed to them; the first time counts."""
+    for part in chunked(sorted(ids)):
+        session.execute(
+            update(Contact)
+            .where(one_of(session, Contact.id, part), Contact.state != "monitored")
+            .values(state="monitored", monitored_at=now)
+        )
+
+
+def set_external_id(
+    session: Session, contact_id: uuid.UUID, external_id: str, now: datetime
+) -> None:
+    session.execute(
+        update(Contact)
+        .where(Contact.id == contact_id)
+        .values(external_id=external_id, updated_at=now)
     )

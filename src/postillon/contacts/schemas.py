@@ -66,6 +66,15 @@ class ContactOut(BaseModel):
     owner: str | None
     timezone: str | None
     locale: str | None
+    state: Literal["identified", "monitored"] = Field(
+        description="identified: known by email or external id; monitored: their browsing "
+        "(tracking cookie, tracked clicks) is attributed to them too"
+    )
+    monitored_at: datetime | None
+    last_seen_at: datetime | None
+    last_seen: dict[str, Any] | None = Field(
+        description="device, os, browser and country of the last tracked activity"
+    )
     created_at: datetime
     updated_at: datetime
 

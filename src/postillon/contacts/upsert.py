@@ -296,7 +296,9 @@ def _conflict(item: ContactChanges, name: str, message: str) -> Conflict:
 
 def _new_target(now: datetime) -> _Target:
     row: dict[str, Any] = {name: None for name in contacts_repository.CONTACT_COLUMNS}
-    row.update(id=new_id(), attributes={}, score=0, created_at=now, updated_at=now)
+    row.update(
+        id=new_id(), attributes={}, score=0, state="identified", created_at=now, updated_at=now
+    )
     return _Target(row=row, tags=set(), consents={}, stored=False)
 
 

@@ -7,15 +7,142 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import and_, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import insert_rows
-from postillon.models import Event
+from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
+from postillon.models import Event, EventQueueItem
+
+_NEXT_IDS_SQLITE = text(
+    "UPDATE id_sequences SET last_value = last_value + :count "
+    "WHERE name = 'events' RETURNING last_value"
+)
+_NEXT_IDS_POSTGRESQL = text(
+    "SELECT nextval(pg_get_serial_sequence('events', 'id')) FROM generate_series(1, :count)"
+)
+
+
+def allocate_ids(session: Session, count: int) -> list[int]:
+    """`count` fresh event ids, ascending. On SQLite the write transaction holds the
+    database lock, so a counter row is enough; PostgreSQL draws from the id sequence."""
+    if count <= 0:
+        return []
+    if session.get_bind().dialect.name == "sqlite":
+        last = int(session.execute(_NEXT_IDS_SQLITE, {"count": count}).scalar_one())
+        return list(range(last - count + 1, last + 1))
+    return sorted(int(v) for v in session.execute(_NEXT_IDS_POSTGRESQL, {"count": count}).scalars())
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows carry their allocated `id`."""
     insert_rows(session, Event, rows)
+
+
+def existing_message_ids(session: Session, message_ids: Sequence[str]) -> set[str]:
+    found: set[str] = set()
+    for part in chunked(message_ids):
+        found.update(
+            session.scalars(select(Event.message_id).where(one_of(session, Event.message_id, part)))
+        )
+    return found
+
+
+def events_in_ranges(session: Session, ranges: Sequence[Sequence[int]]) -> list[Event]:
+    events: list[Event] = []
+    for first, last in ranges:
+        query = select(Event).where(Event.id.between(first, last)).order_by(Event.id)
+        events.extend(session.scalars(query))
+    return events
+
+
+def by_message_ids(session: Session, message_ids: Sequence[str]) -> list[Event]:
+    events: list[Event] = []
+    for part in chunked(message_ids):
+        events.extend(session.scalars(select(Event).where(one_of(session, Event.message_id, part))))
+    return events
+
+
+def set_properties(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    """Rows of `{"id", "properties"}`."""
+    update_rows(session, Event, rows)
+
+
+def attribute_anonymous(
+    session: Session, anonymous_ids: Sequence[str], contact_id: uuid.UUID, *, since: datetime
+) -> int:
+    """Give a visitor's unattributed events received since `since` to a contact."""
+    result = session.execute(
+        update(Event)
+        .where(
+            one_of(session, Event.anonymous_id, anonymous_ids),
+            Event.contact_id.is_(None),
+            Event.received_at >= since,
+        )
+        .values(contact_id=contact_id)
+    )
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def purge_unattributed(session: Session, *, received_before: datetime, limit: int) -> int:
+    """Delete up to `limit` anonymous events received before the cut-off."""
+    doomed = (
+        select(Event.id)
+        .where(Event.contact_id.is_(None), Event.received_at < received_before)
+        .order_by(Event.received_at)
+        .limit(limit)
+        .scalar_subquery()
+    )
+    result = session.execute(delete(Event).where(Event.id.in_(doomed)))
+    return int(result.rowcount)  # type: ignore[attr-defined]
+
+
+def count_for_anonymous(session: Session, anonymous_id: str) -> int:
+    query = select(func.count()).select_from(Event).where(Event.anonymous_id == anonymous_id)
+    return int(session.scalar(query) or 0)
+
+
+def enqueue(session: Session, rows: Sequence[dict[str, Any]]) -> None:
+    insert_rows(session, EventQueueItem, rows)
+
+
+def claim_queue_items(
+    session: Session, consumer: str, *, now: datetime, limit: int
+) -> list[EventQueueItem]:
+    """The next due items of one consumer, locked for this transaction; items another
+    worker holds are skipped (on SQLite the write transaction already excludes others)."""
+    query = (
+        select(EventQueueItem)
+        .where(EventQueueItem.consumer == consumer, EventQueueItem.available_at <= now)
+        .order_by(EventQueueItem.id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return list(session.scalars(query))
+
+
+def delete_queue_items(session: Session, ids: Sequence[int]) -> None:
+    session.execute(delete(EventQueueItem).where(EventQueueItem.id.in_(ids)))
+
+
+def postpone_queue_items(
+    session: Session, ids: Sequence[int], *, until: datetime, error: str
+) -> None:
+    session.execute(
+        update(EventQueueItem)
+        .where(EventQueueItem.id.in_(ids))
+        .values(
+            attempts=EventQueueItem.attempts + 1,
+            available_at=until,
+            last_error=error[:2000],
+        )
+    )
+
+
+def queue_backlog(session: Session) -> dict[str, int]:
+    query = select(EventQueueItem.consumer, func.sum(EventQueueItem.event_count)).group_by(
+        EventQueueItem.consumer
+    )
+    return {consumer: int(total or 0) for consumer, total in session.execute(query)}
 
 
 def timeline_page(

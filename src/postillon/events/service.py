@@ -11,7 +11,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postillon.errors import InvalidInput
-from postillon.events import repository
+from postillon.events import queue, repository
 from postillon.kit.ids import new_id
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
 from postillon.models import Event
@@ -29,25 +29,41 @@ class InternalEvent:
     source: str = "postillon"
 
 
+def store_events(session: Session, rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
+    """Store events (every column but `id`) and queue them for the consumers, in the
+    caller's transaction. Returns their ids, in the order of `rows`."""
+    if not rows:
+        return []
+    ids = repository.allocate_ids(session, len(rows))
+    repository.insert_events(
+        session, [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
+    )
+    queue.enqueue(session, ids, now=now)
+    return ids
+
+
 def record_internal(session: Session, events: Sequence[InternalEvent], *, now: datetime) -> None:
     """Append Postillon's own events to the contacts' timelines."""
-    repository.insert_events(
+    store_events(
         session,
         [
             {
                 "contact_id": e.contact_id,
                 "anonymous_id": None,
+                "user_id": None,
                 "message_id": f"postillon-{new_id()}",
                 "type": INTERNAL,
                 "name": e.name,
                 "properties": e.properties,
                 "context": {},
+                "integrations": None,
                 "source": e.source,
                 "occurred_at": now,
                 "received_at": now,
             }
             for e in events
         ],
+        now=now,
     )
 
 

@@ -9,8 +9,10 @@ from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
 from postillon.models.event import Event
+from postillon.models.event_queue import EventQueueItem, IdSequence
 from postillon.models.suppression import Suppression
 from postillon.models.user import User
+from postillon.models.visitor import Visitor
 
 __all__ = [
     "ApiKey",
@@ -23,6 +25,9 @@ __all__ = [
     "ContactMerge",
     "ContactTag",
     "Event",
+    "EventQueueItem",
+    "IdSequence",
     "Suppression",
     "User",
+    "Visitor",
 ]

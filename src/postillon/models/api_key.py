@@ -6,7 +6,7 @@ from datetime import datetime
 from sqlalchemy import String, Uuid
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postillon.kit.types import UTCDateTime
+from postillon.kit.types import JSONDocument, UTCDateTime
 from postillon.models.base import Base
 
 
@@ -20,6 +20,8 @@ class ApiKey(Base):
     scope: Mapped[str] = mapped_column(String(20))
     prefix: Mapped[str] = mapped_column(String(32))
     secret_digest: Mapped[str] = mapped_column(String(64), unique=True)
+    # A public write key (embedded in web pages) is accepted only from these origins.
+    allowed_origins: Mapped[list[str] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

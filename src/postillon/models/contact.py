@@ -30,5 +30,11 @@ class Contact(Base):
     )
     timezone: Mapped[str | None] = mapped_column(String(64))
     locale: Mapped[str | None] = mapped_column(String(35))
+    # identified: known by email or external id; monitored: their browsing (a tracking
+    # cookie, tracked email clicks) is attributed to them as well.
+    state: Mapped[str] = mapped_column(String(20), default="identified")
+    monitored_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_seen: Mapped[dict[str, Any] | None] = mapped_column(JSONDocument)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime)

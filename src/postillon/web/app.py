@@ -16,6 +16,9 @@ from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
+from postillon.tracking.endpoints import admin_router as visitors_router
+from postillon.tracking.endpoints import router as tracking_router
+from postillon.tracking.snippet import router as snippet_router
 from postillon.web.dependencies import RuntimeDep
 from postillon.web.errors import install_error_handlers
 from postillon.worker.runner import Worker
@@ -52,6 +55,9 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(privacy_router)
     app.include_router(imports_router)
+    app.include_router(visitors_router)
+    app.include_router(tracking_router)
+    app.include_router(snippet_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:

@@ -17,6 +17,7 @@ from postillon.errors import (
     InvalidInput,
     NotAuthenticated,
     PostillonError,
+    TooManyRequests,
 )
 
 logger = logging.getLogger("postillon.web")
@@ -31,7 +32,11 @@ def install_error_handlers(app: FastAPI) -> None:
 
 
 def error_response(error: PostillonError) -> JSONResponse:
-    headers = {"WWW-Authenticate": "Bearer"} if isinstance(error, NotAuthenticated) else None
+    headers: dict[str, str] | None = None
+    if isinstance(error, NotAuthenticated):
+        headers = {"WWW-Authenticate": "Bearer"}
+    elif isinstance(error, TooManyRequests):
+        headers = {"Retry-After": str(error.retry_after_seconds)}
     return JSONResponse(error.as_dict(), status_code=error.status_code, headers=headers)
 
 

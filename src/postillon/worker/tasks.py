@@ -19,5 +19,9 @@ class WorkerTask(Protocol):
 
 def default_tasks() -> list[WorkerTask]:
     """The tasks every worker runs. Features add theirs here as they gain due work
-    (the event queue consumer, journey steps, sends, segment refreshes)."""
-    return []
+    (journey steps, sends and segment refreshes are next)."""
+    from postillon.contacts.activity import ContactActivityConsumer
+    from postillon.events.queue import EventQueueTask
+    from postillon.tracking.tasks import AnonymousPurgeTask
+
+    return [EventQueueTask([ContactActivityConsumer()]), AnonymousPurgeTask()]
