@@ -3,6 +3,7 @@ retention window, alias, enrichment and "last seen"."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -272,3 +273,21 @@ def test_dwell_time_is_folded_into_the_page_view(tracker: httpx.Client, runtime:
     assert body["rejected"][0]["problems"][0]["loc"] == "batch[2].properties.dwell_ms"
     [view] = stored_events(runtime)
     assert view.properties["dwell_ms"] == 12_345
+
+
+def test_a_visitor_can_be_linked_by_other_proof_than_identify(
+    tracker: httpx.Client, api: httpx.Client, runtime: Runtime, clock: VirtualClock
+) -> None:
+    """Forms and tracked email clicks will prove who a visitor is through link_visitor."""
+    created = api.post("/api/contacts", json={"email": "fay@example.com"}).json()
+    send(tracker, page("cookie-6", "https://shop/"), page("cookie-6", "https://shop/offer"))
+    with runtime.database.transaction() as session:
+        attributed = runtime.tracking.link_visitor(
+            session, "cookie-6", uuid.UUID(created["id"]), clock.now()
+        )
+    assert attributed == 2
+    contact = contact_by(api, email="fay@example.com")
+    assert contact["state"] == "monitored"
+    assert len(timeline(api, contact["id"])) == 2
+    export = api.get(f"/api/contacts/{contact['id']}/export").json()
+    assert [v["anonymous_id"] for v in export["visitors"]] == ["cookie-6"]

@@ -10,7 +10,7 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of
-from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression
+from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression, Visitor
 
 
 def suppressed(session: Session, digests: Collection[str]) -> dict[str, str]:
@@ -65,3 +65,8 @@ def imports_of(session: Session, contact_id: uuid.UUID) -> list[tuple[uuid.UUID,
         .order_by(ContactImport.started_at)
     )
     return [(i, f, a) for i, f, a in session.execute(query)]
+
+
+def visitors_of(session: Session, contact_id: uuid.UUID) -> list[Visitor]:
+    query = select(Visitor).where(Visitor.contact_id == contact_id).order_by(Visitor.first_seen_at)
+    return list(session.scalars(query))

@@ -35,7 +35,9 @@ class PrivacyService:
                 "context": e.context,
                 "source": e.source,
                 "anonymous_id": e.anonymous_id,
+                "user_id": e.user_id,
                 "message_id": e.message_id,
+                "integrations": e.integrations,
                 "occurred_at": e.occurred_at.isoformat(),
                 "received_at": e.received_at.isoformat(),
             }
@@ -54,9 +56,19 @@ class PrivacyService:
             {"import_id": str(import_id), "filename": filename, "action": action}
             for import_id, filename, action in privacy_repository.imports_of(session, contact_id)
         ]
+        visitors = [
+            {
+                "anonymous_id": v.anonymous_id,
+                "first_seen_at": v.first_seen_at.isoformat(),
+                "last_seen_at": v.last_seen_at.isoformat(),
+                "linked_at": v.linked_at.isoformat() if v.linked_at else None,
+            }
+            for v in privacy_repository.visitors_of(session, contact_id)
+        ]
         return {
             "exported_at": self.clock.now().isoformat(),
             "contact": contact.model_dump(mode="json"),
+            "visitors": visitors,
             "events": events,
             "merges": merges,
             "imports": imports,

@@ -121,6 +121,15 @@ def resolve(
     return result
 
 
+def link_visitors(
+    session: Session, links: dict[str, uuid.UUID], *, now: datetime, retention: timedelta
+) -> int:
+    """Link anonymous ids to contacts proven to be them (a form submitted with an email, a
+    tracked email click in a browser with the cookie…): their anonymous events of the
+    window are attributed and the contacts become monitored. Returns the events attributed."""
+    return _track_visitors(session, [], Resolution(), links, now, retention)
+
+
 def location_of(message: Message, where: str) -> str:
     return f"{where}[{message.index}]" if where else "body"
 

@@ -169,6 +169,15 @@ class TrackingService:
         events_repository.set_properties(session, updates)
         return rejected
 
+    def link_visitor(
+        self, session: Session, anonymous_id: str, contact_id: uuid.UUID, now: datetime
+    ) -> int:
+        """The visitor `anonymous_id` is the contact (forms and tracked email clicks prove
+        it); returns how many anonymous events of the window were attributed."""
+        return identity.link_visitors(
+            session, {anonymous_id: contact_id}, now=now, retention=self.retention
+        )
+
     def visitor(self, session: Session, anonymous_id: str) -> VisitorView:
         found = repository.get(session, anonymous_id)
         if found is None:
