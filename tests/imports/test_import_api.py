@@ -342,3 +342,16 @@ def test_imports_need_an_admin_key(anonymous: httpx.Client) -> None:
 
     assert response.status_code == 401
     assert anonymous.get("/api/imports").status_code == 401
+
+
+def test_files_with_bare_carriage_returns_or_nul_characters_are_refused(
+    api: httpx.Client,
+) -> None:
+    old_mac = b"email,first_name\rada@example.com,Ada\rbob@example.com,Bob\r"
+    response = api.post("/api/imports", files={"file": ("mac.csv", old_mac, "text/csv")})
+    assert response.status_code == 422
+    assert "carriage return" in response.json()["message"]
+    with_nul = b"email,first_name\nada@example.com,A\x00da\n"
+    response = api.post("/api/imports", files={"file": ("nul.csv", with_nul, "text/csv")})
+    assert response.status_code == 422
+    assert response.json()["problems"][0]["loc"] == "line 2"

@@ -84,7 +84,14 @@ def test_identify_creates_the_contact_from_its_traits(
 
     # a later identify updates; the email alone finds the contact too
     send(tracker, {"type": "identify", "userId": "u-1", "traits": {"plan": "team"}})
-    send(tracker, {"type": "identify", "anonymousId": "a-9", "traits": {"email": "ann.smith@example.com", "lastName": "Jones"}})  # fmt: skip
+    send(
+        tracker,
+        {
+            "type": "identify",
+            "anonymousId": "a-9",
+            "traits": {"email": "ann.smith@example.com", "lastName": "Jones"},
+        },
+    )
     contact = contact_by(api, email="ann.smith@example.com")
     assert (contact["attributes"]["plan"], contact["last_name"]) == ("team", "Jones")
 
@@ -178,7 +185,7 @@ def test_alias_merges_two_known_contacts(
             "type": "identify",
             "userId": "old-id",
             "traits": {"email": "di@example.com", "tier": "gold"},
-        },  # fmt: skip
+        },
         {"type": "track", "userId": "old-id", "event": "Ordered"},
         {"type": "identify", "userId": "new-id", "traits": {"firstName": "Di"}},
     )
@@ -247,7 +254,10 @@ def test_enrichment_on_the_event_and_as_last_seen(
     assert contact["last_seen"]["browser"] == "Chrome 120"
 
     clock.advance(timedelta(minutes=10))
-    send(tracker, {"type": "track", "userId": "u-1", "event": "Viewed", "context": {"userAgent": IPHONE}})  # fmt: skip
+    send(
+        tracker,
+        {"type": "track", "userId": "u-1", "event": "Viewed", "context": {"userAgent": IPHONE}},
+    )
     run_worker_round(runtime)
     contact = contact_by(api, external_id="u-1")
     assert contact["last_seen"] == {

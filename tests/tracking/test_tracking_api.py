@@ -368,3 +368,34 @@ def test_basic_auth_header_format(server_url: str, write_key: str, runtime: Runt
     )
     assert response.status_code == 200
     assert write_key.startswith(stored_events(runtime)[0].source)
+
+
+def test_nul_characters_are_refused_where_they_are(tracker: httpx.Client, runtime: Runtime) -> None:
+    body = tracker.post(
+        "/v1/batch",
+        json={"batch": [track(1, properties={"note": "a\u0000b"}), track(2)]},
+    ).json()
+    assert body["accepted"] == 1
+    assert body["rejected"][0]["problems"][0] == {
+        "loc": "batch[0].properties.note",
+        "msg": "contains a NUL character, which cannot be stored",
+    }
+    assert [e.message_id for e in stored_events(runtime)] == ["msg-2"]
+
+
+def test_nul_characters_in_the_admin_api(api: httpx.Client) -> None:
+    created = api.post("/api/contacts", json={"email": "n@example.com", "first_name": "a\u0000b"})
+    assert created.status_code == 422
+    assert created.json()["problems"] == [
+        {"loc": "first_name", "msg": "contains a NUL character, which cannot be stored"}
+    ]
+    batch = api.post(
+        "/api/contacts/batch",
+        json={
+            "contacts": [{"email": "m@example.com"}, {"email": "o@example.com", "tags": ["\u0000"]}]
+        },
+    )
+    assert batch.status_code == 422
+    assert batch.json()["problems"][0]["loc"] == "contacts[1].tags[0]"
+    assert api.get("/api/contacts", params={"q": "a\u0000b"}).status_code == 400
+    assert api.get("/api/visitors/a%00b").status_code == 400

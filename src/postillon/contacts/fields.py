@@ -16,6 +16,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 
+from postillon.kit.text import NUL, NUL_MESSAGE
+
 
 class FieldError(ValueError):
     """A single value is not acceptable; the message says why."""
@@ -109,6 +111,8 @@ def normalise_text(value: object, *, max_length: int = _MAX_TEXT) -> str | None:
     if not isinstance(value, str):
         raise FieldError("must be a string")
     text = value.strip()
+    if NUL in text:
+        raise FieldError(NUL_MESSAGE)
     if len(text) > max_length:
         raise FieldError(f"is longer than {max_length} characters")
     return text or None
@@ -156,6 +160,8 @@ def normalise_tag(value: object) -> str:
     tag = value.strip()
     if not tag:
         raise FieldError("a tag must not be empty")
+    if NUL in tag:
+        raise FieldError(NUL_MESSAGE)
     if len(tag) > 100:
         raise FieldError("a tag is at most 100 characters")
     return tag
@@ -204,6 +210,8 @@ def coerce_attribute(value: object, kind: AttributeType, *, from_text: bool = Fa
         if isinstance(value, str):
             if len(value) > 10_000:
                 raise FieldError("is longer than 10000 characters")
+            if NUL in value:
+                raise FieldError(NUL_MESSAGE)
             return value
         raise FieldError(f"expected a string, got {_describe(value)}")
     if kind is AttributeType.number:

@@ -17,6 +17,7 @@ from postillon.errors import InvalidInput
 
 _DELIMITERS = ",;\t|"
 _MAX_FIELD = 100_000
+_NUL = "contains a NUL character (is it a UTF-16 file? save it as UTF-8)"
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,14 @@ class CsvSource:
             raise InvalidInput.at("line 1", _not_utf8(exc)) from None
         if not header_line.strip():
             raise InvalidInput.at("file", "the file is empty; its first line must be a header")
+        if "\r" in header_line.rstrip("\r\n"):
+            raise InvalidInput.at(
+                "line 1",
+                "lines end with a bare carriage return (the old Mac format); "
+                "save the file as 'CSV UTF-8' with Windows or Unix line endings",
+            )
+        if "\x00" in header_line:
+            raise InvalidInput.at("line 1", _NUL)
         self.delimiter = _sniff_delimiter(header_line)
         self.headers = [
             h.strip() for h in next(csv.reader([header_line], delimiter=self.delimiter))
@@ -83,9 +92,12 @@ def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
         if number == 1:
             line = line.removeprefix(codecs.BOM_UTF8)
         try:
-            yield line.decode("utf-8")
+            text = line.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise InvalidInput.at(f"line {number}", _not_utf8(exc)) from None
+        if "\x00" in text:
+            raise InvalidInput.at(f"line {number}", _NUL)
+        yield text
 
 
 def _not_utf8(exc: UnicodeDecodeError) -> str:

@@ -20,6 +20,7 @@ MESSAGE_SCHEMA: dict[str, Any] = {
         "messageId": {"type": "string", "maxLength": 200},
         "event": {"type": "string", "maxLength": 200, "description": "track: the event's name"},
         "name": {"type": "string", "description": "page and screen: the page's name"},
+        "category": {"type": "string", "description": "page: the page's category"},
         "groupId": {"type": "string", "description": "group: the group's id"},
         "previousId": {"type": "string", "description": "alias: the id being aliased"},
         "properties": _OBJECT,

@@ -14,6 +14,7 @@ from typing import Any
 import orjson
 
 from postillon.errors import BadRequest, FieldProblem
+from postillon.kit.text import NUL_MESSAGE, nul_location
 
 MAX_MESSAGE_BYTES = 32 * 1024
 MAX_BATCH_BYTES = 500 * 1024
@@ -174,6 +175,9 @@ def check_message(
     def problem(name: str, message: str) -> None:
         problems.append(FieldProblem(at(name), message))
 
+    nul_at = nul_location(item, where)
+    if nul_at is not None:
+        return None, [FieldProblem(nul_at, NUL_MESSAGE)]
     message_type = forced_type or item.get("type")
     if message_type not in MESSAGE_TYPES:
         problem("type", f"must be one of {', '.join(MESSAGE_TYPES)}")
@@ -200,10 +204,14 @@ def check_message(
             name = event.strip()
     elif message_type in ("page", "screen"):
         page_name = item.get("name")
+        category = item.get("category")
         if page_name is not None and not isinstance(page_name, str):
             problem("name", "must be a string")
-        elif page_name:
-            properties = {"name": page_name, **properties}
+        elif category is not None and not isinstance(category, str):
+            problem("category", "must be a string")
+        else:
+            named = {"name": page_name, "category": category}
+            properties = {**{k: v for k, v in named.items() if v}, **properties}
         if message_type == "page":
             page = context.get("page")
             if isinstance(page, dict):

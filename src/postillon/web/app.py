@@ -21,6 +21,7 @@ from postillon.tracking.endpoints import router as tracking_router
 from postillon.tracking.snippet import router as snippet_router
 from postillon.web.dependencies import RuntimeDep
 from postillon.web.errors import install_error_handlers
+from postillon.web.middleware import RefuseNulCharacters
 from postillon.worker.runner import Worker
 
 logger = logging.getLogger("postillon.web")
@@ -52,6 +53,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     )
     app.state.runtime = runtime
     install_error_handlers(app)
+    app.add_middleware(RefuseNulCharacters)
     app.include_router(contacts_router)
     app.include_router(privacy_router)
     app.include_router(imports_router)
