@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import contact_batch_api, contact_import
+from bench import contact_batch_api, contact_import, event_ingest
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,11 @@ BENCHMARKS = {
         "batch API contacts/s (50 batches of 1,000)",
         contact_batch_api.parse_arguments,
         contact_batch_api.main,
+    ),
+    "event_ingest": Benchmark(
+        "tracking API events/s (2,500-event batches, 4 clients)",
+        event_ingest.parse_arguments,
+        event_ingest.main,
     ),
 }
 

@@ -252,3 +252,8 @@ def print_line(label: str, value: str) -> None:
 def verdict(rate: float, target: float, unit: str) -> str:
     met = "met" if rate >= target else "NOT met"
     return f"≥ {target:,.0f} {unit}: {met} ({rate:,.0f})"
+
+
+def ratio_verdict(ratio: float, target: float) -> str:
+    met = "met" if ratio >= target else "NOT met"
+    return f"≥ {target:.2f} of the baseline: {met} ({ratio:.2f})"

@@ -86,3 +86,14 @@ class TooManyRequests(PostillonError):
     def __init__(self, message: str, retry_after_seconds: int) -> None:
         super().__init__(message)
         self.retry_after_seconds = retry_after_seconds
+
+
+class ServiceUnavailable(PostillonError):
+    """Busy for now: the client should retry (Segment's libraries retry 5xx and 429)."""
+
+    status_code = 503
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after_seconds: int) -> None:
+        super().__init__(message)
+        self.retry_after_seconds = retry_after_seconds

@@ -102,7 +102,7 @@ def test_an_anonymous_visitor_becomes_a_monitored_contact_within_the_window(
     send(tracker, page("cookie-1", "https://shop/"), page("cookie-1", "https://shop/teas"))
     visitor = api.get("/api/visitors/cookie-1").json()
     assert visitor["state"] == "anonymous"
-    assert visitor["event_count"] == 2
+    assert visitor["held_events"] == 2
     assert visitor["expires_at"] is not None
     clock.advance(timedelta(hours=2, minutes=50))
     send(tracker, page("cookie-1", "https://shop/cart"))

@@ -7,7 +7,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, func, or_, select, text, update
+from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
@@ -67,20 +67,23 @@ def set_properties(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     update_rows(session, Event, rows)
 
 
-def attribute_anonymous(
-    session: Session, anonymous_ids: Sequence[str], contact_id: uuid.UUID, *, since: datetime
-) -> int:
-    """Give a visitor's unattributed events received since `since` to a contact."""
-    result = session.execute(
+def attribute_anonymous(session: Session, links: dict[str, uuid.UUID], *, since: datetime) -> int:
+    """Give each visitor's unattributed events received since `since` to its contact
+    (`links`: anonymous id → contact id); one executemany for all of them."""
+    if not links:
+        return 0
+    statement = (
         update(Event)
         .where(
-            one_of(session, Event.anonymous_id, anonymous_ids),
+            Event.anonymous_id == bindparam("visitor"),
             Event.contact_id.is_(None),
             Event.received_at >= since,
         )
-        .values(contact_id=contact_id)
+        .values(contact_id=bindparam("contact"))
     )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    rows = [{"visitor": aid, "contact": cid} for aid, cid in sorted(links.items())]
+    result = session.connection().execute(statement, rows)
+    return max(0, int(result.rowcount))
 
 
 def purge_unattributed(session: Session, *, received_before: datetime, limit: int) -> int:
@@ -96,8 +99,12 @@ def purge_unattributed(session: Session, *, received_before: datetime, limit: in
     return int(result.rowcount)  # type: ignore[attr-defined]
 
 
-def count_for_anonymous(session: Session, anonymous_id: str) -> int:
-    query = select(func.count()).select_from(Event).where(Event.anonymous_id == anonymous_id)
+def count_unattributed(session: Session, anonymous_id: str) -> int:
+    query = (
+        select(func.count())
+        .select_from(Event)
+        .where(Event.anonymous_id == anonymous_id, Event.contact_id.is_(None))
+    )
     return int(session.scalar(query) or 0)
 
 

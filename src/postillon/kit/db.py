@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
 
 _READ_ONLY = "postillon_read_only"
@@ -47,6 +48,19 @@ def _configure_sqlite(engine: Engine) -> None:
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+# PostgreSQL: deadlock detected, serialization failure, lock not available.
+_TRANSIENT_SQLSTATES = frozenset({"40P01", "40001", "55P03"})
+
+
+def is_transient(error: DBAPIError) -> bool:
+    """Whether running the transaction again may succeed (a deadlock, a lock timeout)."""
+    original = error.orig
+    sqlstate = getattr(original, "sqlstate", None)
+    if sqlstate in _TRANSIENT_SQLSTATES:
+        return True
+    return "database is locked" in str(original)
 
 
 class Database:

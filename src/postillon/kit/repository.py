@@ -82,7 +82,12 @@ class _Plan:
     defaults: tuple[tuple[int, Callable[[], Any]], ...] = ()
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        pairs = tuple(zip(self.keys, self.converters, strict=True))
+        # Rows of a batch often share values (the same time, the same contact): each
+        # converter remembers its last input, so a repeated one costs one identity test.
+        pairs = tuple(
+            (key, None if convert is None else _remembering(convert))
+            for key, convert in zip(self.keys, self.converters, strict=True)
+        )
         values = [
             tuple(row[key] if convert is None else convert(row[key]) for key, convert in pairs)
             for row in rows
@@ -91,6 +96,20 @@ class _Plan:
             return values
         makers = [make for _, make in self.defaults]
         return [row + tuple(make() for make in makers) for row in values]
+
+
+def _remembering(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:
+    last_in: list[Any] = [object()]
+    last_out: list[Any] = [None]
+
+    def remembered(value: Any) -> Any:
+        if value is last_in[0]:
+            return last_out[0]
+        last_in[0] = value
+        last_out[0] = convert(value)
+        return last_out[0]
+
+    return remembered
 
 
 @lru_cache(maxsize=256)

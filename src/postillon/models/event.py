@@ -23,9 +23,17 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_contact_timeline", "contact_id", "occurred_at", "id"),
-        # What the anonymous-visitor purge scans: events nobody has been attributed yet.
+        # Events nobody has been attributed yet (only those: most events have a contact):
+        # what the purge scans by age, and what a visitor's identification claims.
         Index(
             "ix_events_unattributed",
+            "received_at",
+            sqlite_where=text("contact_id IS NULL"),
+            postgresql_where=text("contact_id IS NULL"),
+        ),
+        Index(
+            "ix_events_unattributed_visitor",
+            "anonymous_id",
             "received_at",
             sqlite_where=text("contact_id IS NULL"),
             postgresql_where=text("contact_id IS NULL"),
@@ -36,7 +44,7 @@ class Event(Base):
     contact_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("contacts.id", ondelete="CASCADE")
     )
-    anonymous_id: Mapped[str | None] = mapped_column(String(200), index=True)
+    anonymous_id: Mapped[str | None] = mapped_column(String(200))
     user_id: Mapped[str | None] = mapped_column(String(255))
     message_id: Mapped[str] = mapped_column(String(200), unique=True)
     type: Mapped[str] = mapped_column(String(20))

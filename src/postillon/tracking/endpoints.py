@@ -10,6 +10,8 @@ from __future__ import annotations
 import base64
 import binascii
 import logging
+import random
+import time
 import uuid
 import zlib
 from datetime import datetime
@@ -19,10 +21,11 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel
-from sqlalchemy.exc import IntegrityError
+from pydantic import BaseModel, Field
+from sqlalchemy.exc import IntegrityError, OperationalError
 
-from postillon.errors import BadRequest, FieldProblem, TooManyRequests
+from postillon.errors import BadRequest, FieldProblem, ServiceUnavailable, TooManyRequests
+from postillon.kit.db import is_transient
 from postillon.models import ApiKey
 from postillon.runtime import Runtime
 from postillon.tracking import segment
@@ -37,7 +40,7 @@ logger = logging.getLogger("postillon.tracking")
 router = APIRouter(prefix="/v1", tags=["tracking"])
 admin_router = APIRouter(prefix="/api", tags=["visitors"])
 
-_RETRIES_ON_RACE = 3
+_RETRIES_ON_RACE = 5
 _CORS_HEADERS = {
     "Access-Control-Allow-Methods": "POST, OPTIONS",
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
@@ -57,12 +60,14 @@ async def _accept(request: Request, runtime: Runtime, message_type: str | None) 
     raw = await _read_body(request, limit)
     received_at = runtime.clock.now()
     document = segment.parse_body(raw)
+    check_nul = segment.may_contain_nul(raw)
     origin = _origin(request)
     client_ip = request.client.host if request.client else None
     result = await run_in_threadpool(
         _accept_sync,
         runtime,
         document,
+        check_nul,
         message_type,
         _header_secret(request),
         origin,
@@ -79,6 +84,7 @@ async def _accept(request: Request, runtime: Runtime, message_type: str | None) 
 def _accept_sync(
     runtime: Runtime,
     document: Any,
+    check_nul: bool,
     message_type: str | None,
     header_secret: str | None,
     origin: str | None,
@@ -92,10 +98,12 @@ def _accept_sync(
     _check_rate(runtime, key, client_ip, received_at)
 
     if message_type is None:
-        parsed = segment.parse_batch(document, received_at=received_at)
+        parsed = segment.parse_batch(document, received_at=received_at, check_nul=check_nul)
         where = "batch"
     else:
-        parsed = segment.parse_single(document, message_type, received_at=received_at)
+        parsed = segment.parse_single(
+            document, message_type, received_at=received_at, check_nul=check_nul
+        )
         where = ""
     if not parsed.messages and parsed.rejected:
         problems = [p for r in parsed.rejected for p in r.problems]
@@ -115,19 +123,28 @@ def _accept_sync(
 def _ingest_with_retry(
     runtime: Runtime, parsed: ParsedBatch, sender: Sender, received_at: datetime, where: str
 ) -> IngestResult:
-    """Checks run before writes; a unique key (a messageId, a new contact's userId) taken by
-    a concurrent request in between makes the batch run again, and then it sees theirs."""
+    """Concurrent batches can collide: a unique key (a messageId, a new contact's userId)
+    taken between our check and our write, or a deadlock between two transactions that
+    touch the same contacts. The batch then runs again in a new transaction, and sees what
+    the other one wrote. If it keeps colliding, the client is told to retry (503): Segment's
+    libraries drop a batch answered with most 4xx, but retry a 503."""
     for attempt in range(1, _RETRIES_ON_RACE + 1):
         try:
             with runtime.database.transaction() as session:
                 return runtime.tracking.ingest(
                     session, parsed.messages, sender=sender, received_at=received_at, where=where
                 )
-        except IntegrityError:
-            if attempt == _RETRIES_ON_RACE:
+        except (IntegrityError, OperationalError) as exc:
+            if isinstance(exc, OperationalError) and not is_transient(exc):
                 raise
-            logger.info("tracking batch raced a concurrent request; attempt %d", attempt + 1)
-    raise AssertionError("unreachable")
+            logger.info(
+                "tracking batch collided (%s); attempt %d", type(exc.orig).__name__, attempt
+            )
+            time.sleep(random.uniform(0.005, 0.05) * attempt)
+    raise ServiceUnavailable(
+        "the database is busy with concurrent writes to the same contacts; retry shortly",
+        retry_after_seconds=1,
+    )
 
 
 def _check_rate(runtime: Runtime, key: ApiKey, client_ip: str | None, now: datetime) -> None:
@@ -285,7 +302,9 @@ class VisitorOut(BaseModel):
     last_seen_at: datetime
     linked_at: datetime | None
     expires_at: datetime | None
-    event_count: int
+    held_events: int = Field(
+        description="events kept for this visitor while anonymous (none once linked)"
+    )
 
 
 @admin_router.get("/visitors/{anonymous_id}", response_model=VisitorOut)

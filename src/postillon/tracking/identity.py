@@ -210,15 +210,8 @@ def _track_visitors(
             if aid in stored
         ],
     )
-    attributed = 0
-    by_contact: dict[uuid.UUID, list[str]] = {}
-    for aid, cid in new_links.items():
-        by_contact.setdefault(cid, []).append(aid)
-    for contact_id, aids in by_contact.items():
-        attributed += events_repository.attribute_anonymous(
-            session, aids, contact_id, since=now - retention
-        )
-    contacts_repository.mark_monitored(session, by_contact.keys(), now)
+    attributed = events_repository.attribute_anonymous(session, new_links, since=now - retention)
+    contacts_repository.mark_monitored(session, set(new_links.values()), now)
 
     for message in messages:
         if message.index in result.contact_of or message.index in result.rejected:

@@ -7,11 +7,26 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
 from postillon.models import Visitor
+
+# Any number, the same in every process: the key of the ingestion lock.
+_INGESTION_LOCK = 0x706F7374  # "post"
+
+
+def serialize_ingestion(session: Session) -> None:
+    """One tracking batch writes at a time, as on SQLite (whose write lock does this).
+
+    Concurrent batches touch the same contacts and visitors in different orders, and on
+    PostgreSQL they deadlock one another; taken first, this transaction-scoped advisory
+    lock makes them queue instead. Reading, checking and enriching the messages happen
+    before, in parallel.
+    """
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _INGESTION_LOCK})
 
 
 def visitors_by_id(session: Session, anonymous_ids: Collection[str]) -> dict[str, uuid.UUID | None]:

@@ -65,7 +65,7 @@ class VisitorView:
     last_seen_at: datetime
     linked_at: datetime | None
     expires_at: datetime | None
-    event_count: int
+    held_events: int
 
 
 class TrackingService:
@@ -87,6 +87,7 @@ class TrackingService:
         where: str = "batch",
     ) -> IngestResult:
         result = IngestResult()
+        repository.serialize_ingestion(session)
         fresh = self._without_duplicates(session, messages, result)
         dwell, fresh = _split_dwell(fresh)
         context = ApplyContext(
@@ -199,7 +200,7 @@ class TrackingService:
             last_seen_at=visitor.last_seen_at,
             linked_at=visitor.linked_at,
             expires_at=None if visitor.contact_id else visitor.last_seen_at + self.retention,
-            event_count=events_repository.count_for_anonymous(session, visitor.anonymous_id),
+            held_events=events_repository.count_unattributed(session, visitor.anonymous_id),
         )
 
     def purge_anonymous(self, session: Session, now: datetime, *, limit: int = 10_000) -> int:

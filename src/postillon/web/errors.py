@@ -8,7 +8,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.exc import IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from postillon.errors import (
@@ -17,8 +17,10 @@ from postillon.errors import (
     InvalidInput,
     NotAuthenticated,
     PostillonError,
+    ServiceUnavailable,
     TooManyRequests,
 )
+from postillon.kit.db import is_transient
 
 logger = logging.getLogger("postillon.web")
 
@@ -28,6 +30,7 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation_error)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_error)  # type: ignore[arg-type]
     app.add_exception_handler(IntegrityError, _concurrent_change)  # type: ignore[arg-type]
+    app.add_exception_handler(OperationalError, _database_busy)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_error)
 
 
@@ -35,7 +38,7 @@ def error_response(error: PostillonError) -> JSONResponse:
     headers: dict[str, str] | None = None
     if isinstance(error, NotAuthenticated):
         headers = {"WWW-Authenticate": "Bearer"}
-    elif isinstance(error, TooManyRequests):
+    elif isinstance(error, TooManyRequests | ServiceUnavailable):
         headers = {"Retry-After": str(error.retry_after_seconds)}
     return JSONResponse(error.as_dict(), status_code=error.status_code, headers=headers)
 
@@ -94,6 +97,16 @@ async def _concurrent_change(request: Request, error: IntegrityError) -> JSONRes
     logger.info("concurrent change on %s %s: %s", request.method, request.url.path, error.orig)
     return error_response(
         Conflict("another request changed the same contact at the same time; retry the request")
+    )
+
+
+async def _database_busy(request: Request, error: OperationalError) -> JSONResponse:
+    """A deadlock or lock timeout between concurrent transactions: retrying will do."""
+    if not is_transient(error):
+        return await _unexpected_error(request, error)
+    logger.info("database busy on %s %s: %s", request.method, request.url.path, error.orig)
+    return error_response(
+        ServiceUnavailable("the database is busy with concurrent changes; retry", 1)
     )
 
 
