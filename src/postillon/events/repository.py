@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
+from postillon.kit.repository import chunked, copy_rows, insert_rows, one_of, update_rows
 from postillon.models import Event, EventQueueItem
 
 _NEXT_IDS_SQLITE = text(
@@ -34,8 +34,8 @@ def allocate_ids(session: Session, count: int) -> list[int]:
 
 
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows carry their allocated `id`."""
-    insert_rows(session, Event, rows)
+    """Rows carry their allocated `id`; messageIds are checked unique beforehand."""
+    copy_rows(session, Event, rows)
 
 
 def existing_message_ids(session: Session, message_ids: Sequence[str]) -> set[str]:

@@ -65,6 +65,30 @@ def insert_rows(
     connection.exec_driver_sql(plan.sql, plan.parameters(rows))
 
 
+def copy_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
+    """Like `insert_rows`, through PostgreSQL's COPY, several times faster for thousands
+    of rows (no conflict handling: a duplicate key fails the transaction). On SQLite, an
+    executemany INSERT."""
+    if not rows:
+        return
+    connection = session.connection()
+    if connection.dialect.name != "postgresql":
+        insert_rows(session, model, rows)
+        return
+    table = table_of(model)
+    keys = tuple(rows[0])
+    json_columns = {name for name in keys if _is_json(connection.dialect, table.c[name])}
+    quote = connection.dialect.identifier_preparer.quote
+    statement = f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN"
+    convert = [_json_text if key in json_columns else None for key in keys]
+    pairs = tuple(zip(keys, convert, strict=True))
+    driver = connection.connection.dbapi_connection
+    assert driver is not None
+    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
+        for row in rows:
+            copy.write_row([row[k] if c is None else c(row[k]) for k, c in pairs])
+
+
 def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
     """An executemany UPDATE by primary key; every row must carry the same columns."""
     if not rows:
