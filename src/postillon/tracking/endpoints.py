@@ -21,7 +21,6 @@ from urllib.parse import urlsplit
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
-from pydantic import BaseModel, Field
 from sqlalchemy.exc import IntegrityError, OperationalError
 
 from postillon.errors import BadRequest, FieldProblem, ServiceUnavailable, TooManyRequests
@@ -31,6 +30,7 @@ from postillon.runtime import Runtime
 from postillon.tracking import segment
 from postillon.tracking.limits import retry_after_header
 from postillon.tracking.openapi import BATCH_BODY, MESSAGE_BODY
+from postillon.tracking.schemas import IngestResponse, VisitorOut
 from postillon.tracking.segment import ParsedBatch
 from postillon.tracking.service import IngestResult, Sender
 from postillon.web.dependencies import AdminKey, ReadSession, RuntimeDep
@@ -46,13 +46,6 @@ _CORS_HEADERS = {
     "Access-Control-Allow-Headers": "Content-Type, Content-Encoding, Authorization",
     "Access-Control-Max-Age": "86400",
 }
-
-
-class IngestResponse(BaseModel):
-    success: bool
-    accepted: int
-    duplicates: int
-    rejected: list[dict[str, Any]] = []
 
 
 async def _accept(request: Request, runtime: Runtime, message_type: str | None) -> Response:
@@ -294,26 +287,12 @@ async def preflight(request: Request, path: str) -> Response:
     )
 
 
-class VisitorOut(BaseModel):
-    anonymous_id: str
-    state: str
-    contact_id: uuid.UUID | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    linked_at: datetime | None
-    expires_at: datetime | None
-    held_events: int = Field(
-        description="events kept for this visitor while anonymous (none once linked)"
-    )
-
-
 @admin_router.get("/visitors/{anonymous_id}", response_model=VisitorOut)
 def get_visitor(
     anonymous_id: str, runtime: RuntimeDep, session: ReadSession, _key: AdminKey
 ) -> VisitorOut:
     """A visitor by anonymous id: `anonymous` until linked to a contact, then `monitored`."""
-    view = runtime.tracking.visitor(session, anonymous_id)
-    return VisitorOut(**view.__dict__)
+    return runtime.tracking.visitor(session, anonymous_id)
 
 
 @admin_router.get("/contacts/{contact_id}/visitors", response_model=list[VisitorOut])
@@ -322,4 +301,4 @@ def contact_visitors(
 ) -> list[VisitorOut]:
     """The browsers and devices linked to a contact."""
     runtime.contacts.get(session, contact_id)
-    return [VisitorOut(**v.__dict__) for v in runtime.tracking.visitors_of(session, contact_id)]
+    return runtime.tracking.visitors_of(session, contact_id)

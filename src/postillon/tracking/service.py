@@ -24,6 +24,7 @@ from postillon.models import Visitor
 from postillon.settings import Settings
 from postillon.tracking import identity, repository
 from postillon.tracking.enrichment import enrich
+from postillon.tracking.schemas import VisitorOut
 from postillon.tracking.segment import Message, Rejected
 
 # The snippet reports how long a page was looked at as a track call of this name; it is
@@ -54,18 +55,6 @@ class Sender:
 
     source: str
     client_ip: str | None = None
-
-
-@dataclass
-class VisitorView:
-    anonymous_id: str
-    state: str
-    contact_id: uuid.UUID | None
-    first_seen_at: datetime
-    last_seen_at: datetime
-    linked_at: datetime | None
-    expires_at: datetime | None
-    held_events: int
 
 
 class TrackingService:
@@ -179,20 +168,20 @@ class TrackingService:
             session, {anonymous_id: contact_id}, now=now, retention=self.retention
         )
 
-    def visitor(self, session: Session, anonymous_id: str) -> VisitorView:
+    def visitor(self, session: Session, anonymous_id: str) -> VisitorOut:
         found = repository.get(session, anonymous_id)
         if found is None:
             raise NotFound(f"no visitor with anonymous id {anonymous_id!r} (or it has expired)")
         return self._view(session, found)
 
-    def visitors_of(self, session: Session, contact_id: uuid.UUID) -> list[VisitorView]:
+    def visitors_of(self, session: Session, contact_id: uuid.UUID) -> list[VisitorOut]:
         return [self._view(session, v) for v in repository.of_contact(session, contact_id)]
 
-    def _view(self, session: Session, visitor: Visitor) -> VisitorView:
+    def _view(self, session: Session, visitor: Visitor) -> VisitorOut:
         state = "anonymous"
         if visitor.contact_id is not None:
             state = "monitored"
-        return VisitorView(
+        return VisitorOut(
             anonymous_id=visitor.anonymous_id,
             state=state,
             contact_id=visitor.contact_id,
