@@ -17,6 +17,14 @@ class FieldProblem:
         return {"loc": self.location, "msg": self.message}
 
 
+def summarise(problems: Sequence[FieldProblem]) -> str:
+    """`where: what; where: what` for the first five problems, and how many more."""
+    summary = "; ".join(f"{p.location}: {p.message}" for p in problems[:5])
+    if len(problems) > 5:
+        summary += f"; and {len(problems) - 5} more"
+    return summary
+
+
 class PostillonError(Exception):
     status_code = 500
     code = "internal_error"
@@ -43,10 +51,7 @@ class InvalidInput(PostillonError):
 
     @classmethod
     def of(cls, problems: Sequence[FieldProblem]) -> InvalidInput:
-        summary = "; ".join(f"{p.location}: {p.message}" for p in problems[:5])
-        if len(problems) > 5:
-            summary += f"; and {len(problems) - 5} more"
-        return cls(summary, problems)
+        return cls(summarise(problems), problems)
 
 
 class BadRequest(PostillonError):

@@ -23,7 +23,13 @@ from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
 from sqlalchemy.exc import IntegrityError, OperationalError
 
-from postillon.errors import BadRequest, FieldProblem, ServiceUnavailable, TooManyRequests
+from postillon.errors import (
+    BadRequest,
+    FieldProblem,
+    ServiceUnavailable,
+    TooManyRequests,
+    summarise,
+)
 from postillon.kit.db import is_transient
 from postillon.models import ApiKey
 from postillon.runtime import Runtime
@@ -100,7 +106,7 @@ def _accept_sync(
         where = ""
     if not parsed.messages and parsed.rejected:
         problems = [p for r in parsed.rejected for p in r.problems]
-        raise BadRequest("no message in the batch is valid: " + _summary(problems), problems[:100])
+        raise BadRequest("no message in the batch is valid: " + summarise(problems), problems[:100])
     sender = Sender(
         source=key.prefix, client_ip=client_ip if key.allowed_origins is not None else None
     )
@@ -108,7 +114,7 @@ def _accept_sync(
     result.rejected.extend(parsed.rejected)
     if message_type is not None and result.rejected:
         problems = [p for r in result.rejected for p in r.problems]
-        raise BadRequest(_summary(problems), problems)
+        raise BadRequest(summarise(problems), problems)
     _record_use(runtime, key, received_at)
     return result
 
@@ -218,13 +224,6 @@ def _origin(request: Request) -> str | None:
         if parts.scheme and parts.netloc:
             return f"{parts.scheme}://{parts.netloc}"
     return None
-
-
-def _summary(problems: list[FieldProblem]) -> str:
-    text = "; ".join(f"{p.location}: {p.message}" for p in problems[:5])
-    if len(problems) > 5:
-        text += f"; and {len(problems) - 5} more"
-    return text
 
 
 _DESCRIPTION = (

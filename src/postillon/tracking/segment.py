@@ -13,7 +13,7 @@ from typing import Any
 
 import orjson
 
-from postillon.errors import BadRequest, FieldProblem
+from postillon.errors import BadRequest, FieldProblem, summarise
 from postillon.kit.text import NUL_MESSAGE, nul_location
 
 MAX_MESSAGE_BYTES = 32 * 1024
@@ -76,7 +76,6 @@ class Rejected:
 class ParsedBatch:
     messages: list[Message] = field(default_factory=list)
     rejected: list[Rejected] = field(default_factory=list)
-    write_key: str | None = None
 
 
 def parse_body(raw: bytes) -> Any:
@@ -103,7 +102,7 @@ def parse_single(
     """`POST /v1/track` and the other single-message routes: the path names the type."""
     if not isinstance(document, dict):
         raise BadRequest("the body must be a JSON object", [FieldProblem("body", "not an object")])
-    batch = ParsedBatch(write_key=_write_key(document))
+    batch = ParsedBatch()
     _check_size(document, "body", MAX_MESSAGE_BYTES)
     message, problems = check_message(
         document,
@@ -114,7 +113,7 @@ def parse_single(
         check_nul=check_nul,
     )
     if problems:
-        raise BadRequest(_summary(problems), problems)
+        raise BadRequest(summarise(problems), problems)
     assert message is not None
     batch.messages.append(message)
     return batch
@@ -144,7 +143,7 @@ def parse_batch(document: Any, *, received_at: datetime, check_nul: bool = True)
         raise BadRequest(
             "integrations: must be an object", [FieldProblem("integrations", "not an object")]
         )
-    batch = ParsedBatch(write_key=_write_key(document))
+    batch = ParsedBatch()
     batch_sent_at = document.get("sentAt")
     for index, item in enumerate(items):
         where = f"batch[{index}]"
@@ -336,11 +335,6 @@ def _moment(value: Any, name: str, problem: Any) -> datetime | None:
     return moment.astimezone(UTC)
 
 
-def _write_key(document: dict[str, Any]) -> str | None:
-    key = document.get("writeKey")
-    return key if isinstance(key, str) and key else None
-
-
 def _size(item: Any) -> int:
     return len(orjson.dumps(item))
 
@@ -350,10 +344,3 @@ def _check_size(item: Any, where: str, limit: int) -> None:
     if size > limit:
         message = f"is {size} bytes; a message may have at most {limit}"
         raise BadRequest(f"{where}: {message}", [FieldProblem(where, message)])
-
-
-def _summary(problems: list[FieldProblem]) -> str:
-    text = "; ".join(f"{p.location}: {p.message}" for p in problems[:5])
-    if len(problems) > 5:
-        text += f"; and {len(problems) - 5} more"
-    return text

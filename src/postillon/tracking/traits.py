@@ -57,7 +57,6 @@ def changes_from_message(message: Message, where: str) -> ContactChanges:
                 changes.set_attribute(name, attribute)
     _split_full_name(changes, traits.get("name"))
     _defaults_from_context(changes, message.context)
-    # Trait problems carry the trait's own name, not the column's.
     return changes
 
 
