@@ -8,8 +8,12 @@ from postillon.models.contact_consent import ContactConsent
 from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
+from postillon.models.contact_trait import ContactTrait
 from postillon.models.event import Event
 from postillon.models.event_queue import EventQueueItem, IdSequence
+from postillon.models.lifecycle import LifecycleStage, StageChange
+from postillon.models.scoring import ContactScore, ScoreChange, ScoreModel, ScoringRule
+from postillon.models.segment import ContactRefresh, Segment, SegmentMembership
 from postillon.models.suppression import Suppression
 from postillon.models.user import User
 from postillon.models.visitor import Visitor
@@ -23,10 +27,20 @@ __all__ = [
     "ContactImport",
     "ContactImportTouch",
     "ContactMerge",
+    "ContactRefresh",
+    "ContactScore",
     "ContactTag",
+    "ContactTrait",
     "Event",
     "EventQueueItem",
     "IdSequence",
+    "LifecycleStage",
+    "ScoreChange",
+    "ScoreModel",
+    "ScoringRule",
+    "Segment",
+    "SegmentMembership",
+    "StageChange",
     "Suppression",
     "User",
     "Visitor",

@@ -23,6 +23,9 @@ class Event(Base):
     __tablename__ = "events"
     __table_args__ = (
         Index("ix_events_contact_timeline", "contact_id", "occurred_at", "id"),
+        # Behaviour filters over everyone ("viewed X three times in 30 days"): the events
+        # of one name in a time window, and whose they are, without reading the rows.
+        Index("ix_events_name_time", "name", "occurred_at", "contact_id"),
         # Events nobody has been attributed yet (only those: most events have a contact):
         # what the purge scans by age, and what a visitor's identification claims.
         Index(

@@ -1,0 +1,1 @@
+"""Segments: stored filters whose members are kept current (see ARCHITECTURE.md)."""
