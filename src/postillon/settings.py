@@ -48,6 +48,8 @@ class Settings(BaseSettings):
     # Tracking API rate limit, per write key and client address, in requests per second.
     ingest_rate_per_second: float = 100.0
     ingest_burst: int = 200
+    # The event that is a purchase (its `revenue`, else `total`, is what it earned).
+    purchase_event: str = "Order Completed"
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
