@@ -7,7 +7,7 @@ The meaning is the one of `values`; the SQL compiler (`sql`) must agree with it,
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from statistics import fmean
 from typing import Any
 
@@ -130,3 +130,8 @@ def _at(document: Any, path: Any) -> Any:
             return None
         document = document.get(part)
     return document
+
+
+def matches_properties(node: m.PropertyFilter, properties: dict[str, Any], now: datetime) -> bool:
+    """Whether an event's properties pass a property filter (scoring rules, triggers)."""
+    return Evaluator(Catalog(now=now)).matches_properties(node, properties)
