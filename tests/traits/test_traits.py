@@ -4,12 +4,14 @@ engagement as the clock moves, partial refreshes, and only changed rows rewritte
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 
 from postillon.clock import VirtualClock
 from postillon.errors import InvalidInput
 from postillon.runtime import Runtime
+from postillon.traits.purchases import order_revenue
 from tests.traits.support import add_contact, add_event, queued, refresh, traits
 
 DAY = timedelta(days=1)
@@ -100,6 +102,30 @@ def test_purchase_traits_and_rfm_on_a_crafted_dataset(
     assert traits(runtime, ann).rfm_monetary == 4
     assert traits(runtime, bob).rfm_recency == 4
     assert eve not in changed and ann in changed
+
+
+ODD_ORDERS: list[dict[str, Any]] = [
+    {"revenue": 0, "total": 5},
+    {"revenue": -3.5},
+    {"revenue": "12", "total": "13"},
+    {"revenue": None, "total": 7},
+    {"revenue": [1], "total": {"amount": 2}},
+    {"revenue": False, "total": True},
+    {"Revenue": 5},
+    {"total": 1e15},
+    {"revenue": 2**53},
+    {"revenue": 0.1},
+]
+
+
+def test_sql_revenue_is_order_revenue(runtime: Runtime, clock: VirtualClock) -> None:
+    ann = add_contact(runtime, "ann@example.com")
+    for properties in ODD_ORDERS:
+        add_event(runtime, ann, clock.now(), **properties)
+    refresh(runtime)
+    expected = sum(order_revenue(p) for p in ODD_ORDERS)
+    assert traits(runtime, ann).clv == pytest.approx(expected)
+    assert traits(runtime, ann).purchase_count == len(ODD_ORDERS)
 
 
 def test_engagement_follows_the_clock(runtime: Runtime, clock: VirtualClock) -> None:

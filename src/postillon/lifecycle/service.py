@@ -129,6 +129,8 @@ class LifecycleService:
             values = decode_cursor(cursor)
             try:
                 before = (datetime.fromisoformat(str(values[0])), int(values[1]))
+                if not 0 <= before[1] < 2**63:
+                    raise ValueError("not an id")
             except (IndexError, ValueError):
                 raise InvalidInput.at("cursor", "not a cursor returned by this API") from None
         changes = repository.history_page(session, contact_id, before=before, limit=limit + 1)
