@@ -9,10 +9,12 @@ from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
+from postillon.lifecycle.service import LifecycleService
 from postillon.privacy.service import PrivacyService
 from postillon.settings import Settings
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
+from postillon.traits.service import TraitsService
 from postillon.users.service import UserService
 
 
@@ -28,6 +30,8 @@ class Runtime:
     users: UserService
     tracking: TrackingService
     ingest_limiter: RateLimiter
+    lifecycle: LifecycleService
+    traits: TraitsService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -47,6 +51,8 @@ class Runtime:
             users=UserService(clock),
             tracking=TrackingService(settings, clock),
             ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+            lifecycle=LifecycleService(clock),
+            traits=TraitsService(settings, clock),
         )
 
     def close(self) -> None:

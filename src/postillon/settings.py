@@ -10,15 +10,6 @@ from pathlib import Path
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-DEFAULT_LIFECYCLE_STAGES = (
-    "subscriber",
-    "lead",
-    "mql",
-    "sql",
-    "opportunity",
-    "customer",
-    "churned",
-)
 _INSECURE_SECRET = "change-me"
 
 
@@ -39,7 +30,6 @@ class Settings(BaseSettings):
     port: int = 8000
     run_worker: bool = True
     worker_poll_seconds: float = 1.0
-    lifecycle_stages: tuple[str, ...] = DEFAULT_LIFECYCLE_STAGES
     max_page_size: int = 500
     max_batch_size: int = 5000
     import_batch_rows: int = 5000
@@ -48,8 +38,10 @@ class Settings(BaseSettings):
     # Tracking API rate limit, per write key and client address, in requests per second.
     ingest_rate_per_second: float = 100.0
     ingest_burst: int = 200
-    # The event that is a purchase (its `revenue`, else `total`, is what it earned).
+    # Computed traits: purchases are the events of this name; the worker refreshes
+    # everyone's traits this often (ISO 8601 or seconds).
     purchase_event: str = "Order Completed"
+    traits_refresh_interval: timedelta = timedelta(hours=1)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

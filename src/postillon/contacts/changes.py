@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,15 +61,9 @@ class ContactChanges:
         except FieldError as exc:
             self.problem(name, str(exc))
 
-    def set_lifecycle_stage(self, raw: str | None, stages: Sequence[str]) -> None:
-        if raw is None or not raw.strip():
-            self.values["lifecycle_stage"] = None
-        elif raw.strip().lower() in stages:
-            self.values["lifecycle_stage"] = raw.strip().lower()
-        else:
-            self.problem(
-                "lifecycle_stage", f"unknown stage {raw!r}; stages are {', '.join(stages)}"
-            )
+    def set_lifecycle_stage(self, raw: str | None) -> None:
+        """Blank is no stage; `upsert.apply_changes` checks the stage against the pipeline."""
+        self.values["lifecycle_stage"] = raw.strip().lower() if raw and raw.strip() else None
 
     def set_owner(self, raw: str | None) -> None:
         self.owner_given = True
@@ -105,7 +99,6 @@ class ContactChanges:
 def changes_from_input(
     data: ContactIn,
     *,
-    lifecycle_stages: Sequence[str],
     where: Callable[[str], str] = _at,
     contact_id: uuid.UUID | None = None,
 ) -> ContactChanges:
@@ -116,7 +109,7 @@ def changes_from_input(
         if name in given:
             changes.set_value(name, getattr(data, name))
     if "lifecycle_stage" in given:
-        changes.set_lifecycle_stage(data.lifecycle_stage, lifecycle_stages)
+        changes.set_lifecycle_stage(data.lifecycle_stage)
     if "owner" in given:
         changes.set_owner(data.owner)
     for name, value in data.attributes.items():

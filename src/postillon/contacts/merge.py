@@ -13,6 +13,8 @@ from postillon.errors import InvalidInput, NotFound
 from postillon.events import repository as events_repository
 from postillon.events.service import InternalEvent, record_internal
 from postillon.kit.ids import new_id
+from postillon.lifecycle import repository as lifecycle_repository
+from postillon.lifecycle.history import StageMove, pipeline_positions, record_stage_changes
 from postillon.models import ContactMerge
 
 # Columns where the value of the more recently updated contact wins, if it has one.
@@ -34,8 +36,9 @@ def merge_contacts(
 
     Newest values win (by each contact's last update), attributes key by key; tags are
     united; scores are summed; for each channel the most recent consent decision holds;
-    events and import records move over; the merge is recorded with a snapshot of the
-    absorbed contact, and the absorbed contact is deleted.
+    events, import records and stage history move over; the merge is recorded with a
+    snapshot of the absorbed contact, and the absorbed contact is deleted. If the
+    survivor's stage changes, that is a stage change like any other (source `merge`).
     """
     if survivor_id == absorbed_id:
         raise InvalidInput.at("contact_id", "a contact cannot be merged into itself")
@@ -72,6 +75,7 @@ def merge_contacts(
     contacts_repository.move_tags(session, source=absorbed_id, target=survivor_id, now=now)
     contacts_repository.move_import_touches(session, source=absorbed_id, target=survivor_id)
     contacts_repository.move_visitors(session, source=absorbed_id, target=survivor_id)
+    lifecycle_repository.move_history(session, source=absorbed_id, target=survivor_id)
     _merge_consents(
         session, survivor_id, consents.get(survivor_id, {}), consents.get(absorbed_id, {})
     )
@@ -99,6 +103,14 @@ def merge_contacts(
         ],
         now=now,
     )
+    if merged["lifecycle_stage"] != survivor["lifecycle_stage"]:
+        record_stage_changes(
+            session,
+            [StageMove(survivor_id, survivor["lifecycle_stage"], merged["lifecycle_stage"])],
+            positions=pipeline_positions(session),
+            source="merge",
+            now=now,
+        )
     session.flush()
 
 

@@ -59,12 +59,7 @@ class ContactService:
         contact_id: uuid.UUID | None = None,
     ) -> ContactChanges:
         """Turn an API input into checked changes (problems are collected, not raised)."""
-        return changes_from_input(
-            data,
-            lifecycle_stages=self.settings.lifecycle_stages,
-            where=where,
-            contact_id=contact_id,
-        )
+        return changes_from_input(data, where=where, contact_id=contact_id)
 
     def apply(
         self,

@@ -27,6 +27,12 @@ from postillon.contacts.fields import AttributeType, FieldError
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound, PostillonError
 from postillon.events.service import InternalEvent, record_internal
 from postillon.kit.ids import new_id
+from postillon.lifecycle.history import (
+    StageMove,
+    pipeline_positions,
+    record_stage_changes,
+    unknown_stage,
+)
 from postillon.privacy import repository as privacy_repository
 from postillon.privacy.suppression import REASON_MESSAGES, SuppressionReason, address_digest
 
@@ -86,6 +92,7 @@ def apply_changes(
     typed_attributes, new_types = _type_attributes(session, items)
     _check_suppression(session, items, context.secret_key)
     owners = _resolve_owners(session, items)
+    stage_positions = _check_stages(session, items)
     targets = _load_targets(session, items, mode)
     by_email = {t.row["email"]: t for t in targets.values() if t.row["email"]}
     by_external = {t.row["external_id"]: t for t in targets.values() if t.row["external_id"]}
@@ -120,6 +127,13 @@ def apply_changes(
 
     _write(session, targets.values(), outcomes, new_types, context)
     record_internal(session, consent_events, now=context.now)
+    record_stage_changes(
+        session,
+        _stage_moves(targets.values(), outcomes),
+        positions=stage_positions,
+        source=context.source,
+        now=context.now,
+    )
     return outcomes
 
 
@@ -195,6 +209,28 @@ def _resolve_owners(session: Session, items: Sequence[ContactChanges]) -> dict[s
         if item.owner_email and item.owner_email not in owners:
             item.problem("owner", f"no user with the email {item.owner_email}")
     return owners
+
+
+def _check_stages(session: Session, items: Sequence[ContactChanges]) -> dict[str, int]:
+    """The pipeline (stage → position), read once if any item sets a stage; a stage not
+    in it is a problem of the item."""
+    if not any("lifecycle_stage" in item.values for item in items):
+        return {}
+    positions = pipeline_positions(session, lock=True)
+    for item in items:
+        stage = item.values.get("lifecycle_stage")
+        if stage is not None and stage not in positions:
+            item.problem("lifecycle_stage", unknown_stage(stage, positions))
+    return positions
+
+
+def _stage_moves(targets: Iterable[_Target], outcomes: Sequence[Outcome]) -> list[StageMove]:
+    touched = {o.contact_id for o in outcomes if o.contact_id is not None}
+    return [
+        StageMove(t.row["id"], t.original.get("lifecycle_stage"), t.row["lifecycle_stage"])
+        for t in targets
+        if t.row["id"] in touched and t.original.get("lifecycle_stage") != t.row["lifecycle_stage"]
+    ]
 
 
 def _load_targets(

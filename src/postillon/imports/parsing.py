@@ -35,7 +35,6 @@ class RowParser:
     tags: tuple[str, ...]
     email_consent: ConsentStatus | None
     phone_region: str | None
-    lifecycle_stages: tuple[str, ...]
 
     @property
     def locate(self) -> ColumnLocator:
@@ -65,7 +64,7 @@ class RowParser:
                     if tag.strip():
                         changes.add_tag(tag)
             elif column.field == "lifecycle_stage":
-                changes.set_lifecycle_stage(value, self.lifecycle_stages)
+                changes.set_lifecycle_stage(value)
             elif column.field == "owner":
                 changes.set_owner(value)
             elif column.field == "phone" and self.phone_region:

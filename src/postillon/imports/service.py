@@ -129,7 +129,6 @@ class ImportService:
             tags=tuple(extra_tags),
             email_consent=options.email_consent,
             phone_region=options.phone_region,
-            lifecycle_stages=tuple(self.contacts.settings.lifecycle_stages),
         )
         report = ImportReport(import_id=new_id(), filename=filename, dry_run=options.dry_run)
         started_at = self.clock.now()

@@ -17,6 +17,7 @@ from postillon.models.segment import ContactRefresh, Segment, SegmentMembership
 from postillon.models.suppression import Suppression
 from postillon.models.user import User
 from postillon.models.visitor import Visitor
+from postillon.models.worker_schedule import WorkerSchedule
 
 __all__ = [
     "ApiKey",
@@ -44,4 +45,5 @@ __all__ = [
     "Suppression",
     "User",
     "Visitor",
+    "WorkerSchedule",
 ]

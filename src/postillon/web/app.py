@@ -14,11 +14,13 @@ from sqlalchemy import text
 from postillon import __version__
 from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
+from postillon.lifecycle.endpoints import router as lifecycle_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
 from postillon.tracking.endpoints import admin_router as visitors_router
 from postillon.tracking.endpoints import router as tracking_router
 from postillon.tracking.snippet import router as snippet_router
+from postillon.traits.endpoints import router as traits_router
 from postillon.web.dependencies import RuntimeDep
 from postillon.web.errors import install_error_handlers
 from postillon.web.middleware import RefuseNulCharacters
@@ -60,6 +62,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(visitors_router)
     app.include_router(tracking_router)
     app.include_router(snippet_router)
+    app.include_router(lifecycle_router)
+    app.include_router(traits_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:

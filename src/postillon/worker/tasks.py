@@ -23,5 +23,10 @@ def default_tasks() -> list[WorkerTask]:
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
     from postillon.tracking.tasks import AnonymousPurgeTask
+    from postillon.traits.tasks import TraitsRefreshTask
 
-    return [EventQueueTask([ContactActivityConsumer()]), AnonymousPurgeTask()]
+    return [
+        EventQueueTask([ContactActivityConsumer()]),
+        AnonymousPurgeTask(),
+        TraitsRefreshTask(),
+    ]

@@ -1,4 +1,4 @@
-"""segments, scoring, lifecycle, computed traits
+"""segments, scoring, lifecycle, computed traits, worker schedules
 
 Revision ID: 0003
 Revises: 0002
@@ -190,6 +190,13 @@ def upgrade() -> None:
         batch_op.create_index("ix_contact_traits_rfm_cell", ["rfm_cell"], unique=False)
 
     op.create_table(
+        "worker_schedules",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("due_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_run_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_worker_schedules")),
+    )
+    op.create_table(
         "score_changes",
         sa.Column(
             "id",
@@ -353,6 +360,7 @@ def downgrade() -> None:
         batch_op.drop_index("ix_contact_traits_rfm_cell")
 
     op.drop_table("contact_traits")
+    op.drop_table("worker_schedules")
     with op.batch_alter_table("contact_stage_changes", schema=None) as batch_op:
         batch_op.drop_index("ix_contact_stage_changes_contact")
 

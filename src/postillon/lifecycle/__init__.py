@@ -1,0 +1,1 @@
+"""Lifecycle stages: the ordered pipeline, contacts' stages and their history."""
