@@ -7,10 +7,12 @@ from dataclasses import dataclass
 from postillon.auth.service import ApiKeyService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
+from postillon.filters.service import FilterService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.privacy.service import PrivacyService
+from postillon.segments.service import SegmentService
 from postillon.settings import Settings
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
@@ -32,6 +34,8 @@ class Runtime:
     ingest_limiter: RateLimiter
     lifecycle: LifecycleService
     traits: TraitsService
+    filters: FilterService
+    segments: SegmentService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -40,6 +44,7 @@ class Runtime:
             settings.data_dir.mkdir(parents=True, exist_ok=True)
         database = Database(settings.resolved_database_url)
         contacts = ContactService(settings, clock)
+        filters = FilterService(settings, clock)
         return cls(
             settings=settings,
             clock=clock,
@@ -53,6 +58,8 @@ class Runtime:
             ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
             lifecycle=LifecycleService(clock),
             traits=TraitsService(settings, clock),
+            filters=filters,
+            segments=SegmentService(filters, clock),
         )
 
     def close(self) -> None:

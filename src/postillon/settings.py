@@ -42,6 +42,9 @@ class Settings(BaseSettings):
     # everyone's traits this often (ISO 8601 or seconds).
     purchase_event: str = "Order Completed"
     traits_refresh_interval: timedelta = timedelta(hours=1)
+    # Segments are also fully recomputed this often, for conditions relative to the time
+    # ("within the last 30 days", birthdays); changes to contacts apply within seconds.
+    segment_refresh_interval: timedelta = timedelta(hours=1)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

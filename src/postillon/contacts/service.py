@@ -29,6 +29,7 @@ from postillon.contacts.upsert import (
 )
 from postillon.errors import FieldProblem, InvalidInput, NotFound
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
+from postillon.segments.refresh_queue import queue_contacts
 from postillon.settings import Settings
 
 
@@ -194,9 +195,9 @@ class ContactService:
         if problems:
             raise InvalidInput.of(problems)
         if contacts_repository.remove_tags(session, contact_id, clean):
-            contacts_repository.update_contacts(
-                session, [{"id": contact_id, "updated_at": self.clock.now()}]
-            )
+            now = self.clock.now()
+            contacts_repository.update_contacts(session, [{"id": contact_id, "updated_at": now}])
+            queue_contacts(session, [contact_id], now=now)
         return self.get(session, contact_id)
 
     def set_consent(

@@ -35,6 +35,7 @@ from postillon.lifecycle.history import (
 )
 from postillon.privacy import repository as privacy_repository
 from postillon.privacy.suppression import REASON_MESSAGES, SuppressionReason, address_digest
+from postillon.segments.refresh_queue import queue_contacts
 
 
 class Mode(StrEnum):
@@ -126,6 +127,8 @@ def apply_changes(
             outcome.action = Action.unchanged
 
     _write(session, targets.values(), outcomes, new_types, context)
+    changed = [o.contact_id for o in outcomes if o.action in (Action.created, Action.updated)]
+    queue_contacts(session, [c for c in changed if c is not None], now=context.now)
     record_internal(session, consent_events, now=context.now)
     record_stage_changes(
         session,

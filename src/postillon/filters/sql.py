@@ -84,7 +84,7 @@ def select_members(
     dialect: str,
     *,
     contact_ids: Collection[uuid.UUID] | None = None,
-) -> Select[tuple[uuid.UUID]]:
+) -> Select[uuid.UUID]:
     """`SELECT contacts.id` of everyone matching, or of the matching `contact_ids`."""
     compiler = SqlCompiler(dialect, catalog, correlated=contact_ids is not None)
     query = select(contacts.c.id).where(compiler.condition(node))

@@ -17,6 +17,7 @@ from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
+from postillon.segments.endpoints import router as segments_router
 from postillon.tracking.endpoints import admin_router as visitors_router
 from postillon.tracking.endpoints import router as tracking_router
 from postillon.tracking.snippet import router as snippet_router
@@ -64,6 +65,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(snippet_router)
     app.include_router(lifecycle_router)
     app.include_router(traits_router)
+    app.include_router(segments_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:

@@ -22,11 +22,20 @@ def default_tasks() -> list[WorkerTask]:
     (journey steps, sends and segment refreshes are next)."""
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.segments.tasks import (
+        ContactRefreshTask,
+        SegmentEventConsumer,
+        SegmentScheduleTask,
+    )
     from postillon.tracking.tasks import AnonymousPurgeTask
     from postillon.traits.tasks import TraitsRefreshTask
 
+    # In this order: events are consumed (contacts to re-evaluate are queued) before the
+    # segments are re-evaluated for them, in the same round.
     return [
-        EventQueueTask([ContactActivityConsumer()]),
+        EventQueueTask([ContactActivityConsumer(), SegmentEventConsumer()]),
+        ContactRefreshTask(),
+        SegmentScheduleTask(),
         AnonymousPurgeTask(),
         TraitsRefreshTask(),
     ]

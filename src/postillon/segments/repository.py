@@ -1,0 +1,253 @@
+"""Every query of the segments feature."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection, Iterator, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Select, Uuid, delete, func, insert, literal, select, text, update
+from sqlalchemy.orm import Session
+
+from postillon.kit.repository import chunked, insert_rows, one_of, table_of
+from postillon.kit.types import UTCDateTime
+from postillon.models import Contact, ContactRefresh, Segment, SegmentMembership
+
+memberships = table_of(SegmentMembership)
+contacts = table_of(Contact)
+
+
+def all_segments(session: Session) -> list[Segment]:
+    return list(session.scalars(select(Segment).order_by(Segment.key)))
+
+
+def by_key(session: Session, key: str, *, lock: bool = False) -> Segment | None:
+    query = select(Segment).where(Segment.key == key)
+    if lock:
+        query = query.with_for_update()
+    return session.scalars(query).first()
+
+
+def add(session: Session, segment: Segment) -> None:
+    session.add(segment)
+    session.flush()
+
+
+def remove(session: Session, segment: Segment) -> None:
+    session.delete(segment)
+    session.flush()
+
+
+def claim_due_segment(session: Session, *, refreshed_before: datetime) -> Segment | None:
+    """A segment not refreshed since `refreshed_before` (never refreshed first), locked;
+    one another worker holds is skipped."""
+    query = (
+        select(Segment)
+        .where((Segment.refreshed_at.is_(None)) | (Segment.refreshed_at < refreshed_before))
+        .order_by(Segment.refreshed_at.is_not(None), Segment.refreshed_at, Segment.key)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+    )
+    return session.scalars(query).first()
+
+
+def allow_large_set_operations(session: Session) -> None:
+    """On PostgreSQL, room for `NOT IN (a million ids)` to stay a hashed lookup."""
+    if session.get_bind().dialect.name == "postgresql":
+        session.execute(text("SET LOCAL work_mem = '256MB'"))
+
+
+# --- membership, for everyone ---
+
+
+def exit_all_but(
+    session: Session, segment_id: uuid.UUID, matching: Select[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """Current members no longer in `matching` leave; their ids."""
+    statement = (
+        update(memberships)
+        .where(
+            memberships.c.segment_id == segment_id,
+            memberships.c.exited_at.is_(None),
+            memberships.c.contact_id.not_in(matching),
+        )
+        .values(exited_at=now)
+        .returning(memberships.c.contact_id)
+    )
+    return list(session.scalars(statement))
+
+
+def enter_all(
+    session: Session, segment_id: uuid.UUID, matching: Select[uuid.UUID], now: datetime
+) -> list[uuid.UUID]:
+    """Everyone in `matching` who is not a member yet enters; their ids."""
+    found = matching.subquery()
+    current = select(memberships.c.contact_id).where(
+        memberships.c.segment_id == segment_id, memberships.c.exited_at.is_(None)
+    )
+    statement = (
+        insert(memberships)
+        .from_select(
+            ["segment_id", "contact_id", "entered_at"],
+            select(literal(segment_id, Uuid), found.c.id, literal(now, UTCDateTime)).where(
+                found.c.id.not_in(current)
+            ),
+        )
+        .returning(memberships.c.contact_id)
+    )
+    return list(session.scalars(statement))
+
+
+# --- membership, for listed contacts ---
+
+
+def current_members(
+    session: Session, segment_id: uuid.UUID, contact_ids: Collection[uuid.UUID]
+) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for part in chunked(sorted(contact_ids)):
+        found.update(
+            session.scalars(
+                select(memberships.c.contact_id).where(
+                    memberships.c.segment_id == segment_id,
+                    memberships.c.exited_at.is_(None),
+                    one_of(session, memberships.c.contact_id, part),
+                )
+            )
+        )
+    return found
+
+
+def enter(
+    session: Session, segment_id: uuid.UUID, contact_ids: Collection[uuid.UUID], now: datetime
+) -> None:
+    insert_rows(
+        session,
+        SegmentMembership,
+        [
+            {"segment_id": segment_id, "contact_id": id_, "entered_at": now, "exited_at": None}
+            for id_ in sorted(contact_ids)
+        ],
+    )
+
+
+def leave(
+    session: Session, segment_id: uuid.UUID, contact_ids: Collection[uuid.UUID], now: datetime
+) -> None:
+    for part in chunked(sorted(contact_ids)):
+        session.execute(
+            update(memberships)
+            .where(
+                memberships.c.segment_id == segment_id,
+                memberships.c.exited_at.is_(None),
+                one_of(session, memberships.c.contact_id, part),
+            )
+            .values(exited_at=now)
+        )
+
+
+def count_members(session: Session, segment_id: uuid.UUID) -> int:
+    return int(
+        session.scalar(
+            select(func.count()).where(
+                memberships.c.segment_id == segment_id, memberships.c.exited_at.is_(None)
+            )
+        )
+        or 0
+    )
+
+
+def adjust_member_count(session: Session, segment_id: uuid.UUID, delta: int) -> None:
+    if delta:
+        session.execute(
+            update(Segment)
+            .where(Segment.id == segment_id)
+            .values(member_count=Segment.member_count + delta)
+        )
+
+
+def member_page(
+    session: Session, segment_id: uuid.UUID, *, after: uuid.UUID | None, limit: int
+) -> list[tuple[Contact, datetime]]:
+    query = (
+        select(Contact, SegmentMembership.entered_at)
+        .join(SegmentMembership, SegmentMembership.contact_id == Contact.id)
+        .where(SegmentMembership.segment_id == segment_id, SegmentMembership.exited_at.is_(None))
+        .order_by(Contact.id)
+        .limit(limit)
+    )
+    if after is not None:
+        query = query.where(Contact.id > after)
+    return [(contact, entered_at) for contact, entered_at in session.execute(query)]
+
+
+def iter_members(
+    session: Session, segment_id: uuid.UUID, columns: Sequence[str], *, batch: int = 5000
+) -> Iterator[list[dict[str, Any]]]:
+    """Members' contact columns in batches, by contact id (for exports)."""
+    after: uuid.UUID | None = None
+    selected = [contacts.c[name] for name in columns]
+    while True:
+        query = (
+            select(*selected, memberships.c.entered_at)
+            .join(memberships, memberships.c.contact_id == contacts.c.id)
+            .where(memberships.c.segment_id == segment_id, memberships.c.exited_at.is_(None))
+            .order_by(contacts.c.id)
+            .limit(batch)
+        )
+        if after is not None:
+            query = query.where(contacts.c.id > after)
+        rows = [dict(row._mapping) for row in session.execute(query)]
+        if not rows:
+            return
+        yield rows
+        after = rows[-1]["id"]
+
+
+def history_of_contact(
+    session: Session, contact_id: uuid.UUID, *, limit: int
+) -> list[tuple[str, str, datetime, datetime | None]]:
+    query = (
+        select(Segment.key, Segment.name, SegmentMembership.entered_at, SegmentMembership.exited_at)
+        .join(Segment, Segment.id == SegmentMembership.segment_id)
+        .where(SegmentMembership.contact_id == contact_id)
+        .order_by(SegmentMembership.entered_at.desc(), SegmentMembership.id.desc())
+        .limit(limit)
+    )
+    return [tuple(row) for row in session.execute(query)]  # type: ignore[misc]
+
+
+def sample_contacts(session: Session, ids_query: Select[uuid.UUID], limit: int) -> list[Contact]:
+    found = ids_query.subquery()
+    query = (
+        select(Contact)
+        .where(Contact.id.in_(select(found.c.id)))
+        .order_by(Contact.created_at.desc(), Contact.id)
+        .limit(limit)
+    )
+    return list(session.scalars(query))
+
+
+# --- the refresh queue ---
+
+
+def claim_refreshes(session: Session, *, limit: int) -> list[uuid.UUID]:
+    """The oldest queued contacts, taken off the queue (in this transaction); rows
+    another worker holds are skipped."""
+    query = (
+        select(ContactRefresh.contact_id)
+        .order_by(ContactRefresh.queued_at, ContactRefresh.contact_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    ids = list(session.scalars(query))
+    for part in chunked(ids):
+        session.execute(
+            delete(ContactRefresh).where(one_of(session, ContactRefresh.contact_id, part))
+        )
+    return ids
+
+
+def refresh_backlog(session: Session) -> int:
+    return int(session.scalar(select(func.count()).select_from(ContactRefresh)) or 0)
