@@ -13,7 +13,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import contact_batch_api, contact_import, event_ingest
+from bench import contact_batch_api, contact_import, event_ingest, segment_refresh
 
 
 @dataclass(frozen=True)
@@ -38,6 +38,11 @@ BENCHMARKS = {
         "tracking API events/s (2,500-event batches, 4 clients)",
         event_ingest.parse_arguments,
         event_ingest.main,
+    ),
+    "segment_refresh": Benchmark(
+        "segment full and incremental refresh against hand-written SQL (1M contacts)",
+        segment_refresh.parse_arguments,
+        segment_refresh.main,
     ),
 }
 

@@ -257,3 +257,16 @@ def verdict(rate: float, target: float, unit: str) -> str:
 def ratio_verdict(ratio: float, target: float) -> str:
     met = "met" if ratio >= target else "NOT met"
     return f"≥ {target:.2f} of the baseline: {met} ({ratio:.2f})"
+
+
+def time_ratio_verdict(ratio: float, target: float) -> str:
+    """For a time (lower is better) over the baseline's time."""
+    met = "met" if ratio <= target else "NOT met"
+    return f"≤ {target:.2f} x the baseline's time: {met} ({ratio:.2f})"
+
+
+def seconds_verdict(seconds: float, target: float) -> str:
+    met = "met" if seconds <= target else "NOT met"
+    if target < 1:
+        return f"≤ {target * 1000:g} ms: {met} ({seconds * 1000:.2f} ms)"
+    return f"≤ {target:g} s: {met} ({seconds:.2f} s)"

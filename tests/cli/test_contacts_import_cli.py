@@ -4,10 +4,7 @@ installed command in a subprocess, configured by environment variables."""
 from __future__ import annotations
 
 import csv
-import os
 import re
-import subprocess
-import sys
 import uuid
 from pathlib import Path
 
@@ -18,61 +15,20 @@ from postillon.contacts.fields import Channel, ConsentStatus
 from postillon.contacts.schemas import ContactIn
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from tests.support.cli import ANSI, BOM, Cli, base_env, command_for, flat
 from tests.support.files import XLSX_START, stored_contacts
-
-POSTILLON = Path(sys.executable).with_name("postillon")
-BOM = "\ufeff"
-# Variables that change how rich draws; each test sets what it needs.
-_TERMINAL_VARIABLES = ("COLUMNS", "LINES", "FORCE_COLOR", "NO_COLOR", "TTY_COMPATIBLE", "TERM")
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
-
-
-class Cli:
-    """The `postillon` command with a fixed environment."""
-
-    def __init__(self, env: dict[str, str], cwd: Path) -> None:
-        self.env = env
-        self.cwd = cwd
-
-    def run(self, *args: str | Path, **extra_env: str) -> subprocess.CompletedProcess[str]:
-        result = subprocess.run(
-            [str(POSTILLON), *(str(a) for a in args)],
-            env={**self.env, **extra_env},
-            cwd=self.cwd,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
-        assert "Traceback" not in result.stderr, result.stderr
-        assert "Traceback" not in result.stdout, result.stdout
-        return result
-
-
-def _base_env(data_dir: Path) -> dict[str, str]:
-    env = {
-        k: v
-        for k, v in os.environ.items()
-        if not k.startswith("POSTILLON_") and k not in _TERMINAL_VARIABLES
-    }
-    env["POSTILLON_DATA_DIR"] = str(data_dir)
-    return env
 
 
 @pytest.fixture
 def cli(settings: Settings, tmp_path: Path) -> Cli:
     """The command against this test's database (the one `runtime` uses)."""
-    assert POSTILLON.exists(), f"{POSTILLON} is not installed"
-    assert settings.database_url is not None
-    env = _base_env(tmp_path)
-    env["POSTILLON_DATABASE_URL"] = settings.database_url
-    env["POSTILLON_SECRET_KEY"] = settings.secret_key
-    return Cli(env, tmp_path)
+    return command_for(settings, tmp_path)
 
 
 @pytest.fixture
 def offline_cli(tmp_path: Path) -> Cli:
     """The command for errors it must report before it touches a database."""
-    env = _base_env(tmp_path)
+    env = base_env(tmp_path)
     env["POSTILLON_DATABASE_URL"] = f"sqlite:///{tmp_path / 'never-created.db'}"
     env["POSTILLON_SECRET_KEY"] = "a-secret-key-for-cli-tests-only"
     return Cli(env, tmp_path)
@@ -81,11 +37,6 @@ def offline_cli(tmp_path: Path) -> Cli:
 def write_csv(path: Path, *lines: str, encoding: str = "utf-8", newline: str = "\n") -> Path:
     path.write_bytes((newline.join(lines) + newline).encode(encoding))
     return path
-
-
-def flat(text: str) -> str:
-    """Output without colours and with rich's line wrapping undone."""
-    return " ".join(_ANSI.sub("", text).split())
 
 
 def import_id_in(stdout: str) -> uuid.UUID:
@@ -252,7 +203,7 @@ def test_the_progress_bar_goes_to_stderr_and_leaves_the_summary_intact(
     )
 
     assert result.returncode == 0, result.stderr
-    stdout = _ANSI.sub("", result.stdout)
+    stdout = ANSI.sub("", result.stdout)
     assert stdout.startswith("1,000 rows: 1,000 contacts were created, 0 updated, 0 unchanged")
     assert "importing" not in stdout
     assert "\r" not in stdout

@@ -2,31 +2,16 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 from postillon.runtime import Runtime
 from postillon.settings import Settings
-
-POSTILLON = Path(sys.executable).with_name("postillon")
+from tests.support.cli import command_for
 
 
 def run(settings: Settings, tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("POSTILLON_")}
-    assert settings.database_url is not None
-    env.update(
-        POSTILLON_DATA_DIR=str(tmp_path),
-        POSTILLON_DATABASE_URL=settings.database_url,
-        POSTILLON_SECRET_KEY=settings.secret_key,
-        COLUMNS="200",
-    )
-    result = subprocess.run(
-        [str(POSTILLON), *args], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert "Traceback" not in result.stderr, result.stderr
-    return result
+    return command_for(settings, tmp_path).run(*args, COLUMNS="200")
 
 
 def test_stages_and_traits_commands(runtime: Runtime, settings: Settings, tmp_path: Path) -> None:

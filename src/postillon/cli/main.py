@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from postillon.auth.service import Scope
-from postillon.cli import contacts, keys, lifecycle, traits, users
+from postillon.cli import contacts, keys, lifecycle, segments, traits, users
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
 from postillon.web.app import create_app
@@ -28,6 +28,7 @@ app.add_typer(users.app, name="users")
 app.add_typer(contacts.app, name="contacts")
 app.add_typer(lifecycle.app, name="stages")
 app.add_typer(traits.app, name="traits")
+app.add_typer(segments.app, name="segments")
 
 
 @app.command()

@@ -7,18 +7,16 @@ segments) are checked as well.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
 from typing import Any, ClassVar
-
-import yaml
 
 from postillon.errors import FieldProblem, InvalidInput
 from postillon.filters import model as m
+from postillon.filters.documents import load_yaml
 from postillon.filters.model import Kind, Op, Test
+from postillon.filters.operands import MAX_DAYS, Wrong, check_operand, instant, is_int
 
 FIELDS: dict[str, Kind] = {
     "email": Kind.text,
@@ -82,16 +80,12 @@ _OP_SPELLINGS = {op.value: op for op in Op} | {
     "age between": Op.age_between,
 }
 
+__all__ = ["References", "load_yaml", "parse_filter", "parse_property_filter"]
+
 MAX_NODES = 200
 MAX_DEPTH = 12
-MAX_LIST = 1000
-MAX_DAYS = 36_600
-MAX_PATTERN = 200
-_ONE_DAY = timedelta(days=1)
 _PATH_PART = re.compile(r"^[^.\"\\\x00]{1,100}$")
 _KEY = re.compile(r"^[A-Za-z0-9_-]{1,100}$")
-# Regular-expression syntax that means something else (or nothing) in PostgreSQL.
-_UNPORTABLE_PATTERN = re.compile(r"\(\?P|\(\?<|\(\?#|\\[AZzbBG]|\(\?[a-hj-z]|\\[0-9]")
 
 
 @dataclass(frozen=True)
@@ -121,18 +115,6 @@ def parse_property_filter(doc: Any, *, where: str = "where") -> m.PropertyFilter
     parser.raise_problems()
     assert node is not None
     return node
-
-
-def load_yaml(text: str, *, source: str = "file") -> Any:
-    """A YAML document (safe types only), or InvalidInput naming the line."""
-    try:
-        return yaml.safe_load(text)
-    except yaml.MarkedYAMLError as error:
-        mark = error.problem_mark
-        line = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise InvalidInput.at(f"{source} {line}", str(error.problem or error)) from None
-    except yaml.YAMLError as error:
-        raise InvalidInput.at(source, str(error)) from None
 
 
 @dataclass
@@ -411,12 +393,12 @@ class _Parser:
         return False if parsed is None else parsed
 
     def _times(self, raw: Any, at: str) -> Test | None:
-        if _is_int(raw) and raw >= 0:
+        if is_int(raw) and raw >= 0:
             return Test(Op.ge, raw)
         ops = {"at_least": Op.ge, "at_most": Op.le, "exactly": Op.eq}
         if isinstance(raw, dict) and len(raw) == 1:
             ((key, value),) = raw.items()
-            if key in ops and _is_int(value) and 0 <= value <= 1_000_000:
+            if key in ops and is_int(value) and 0 <= value <= 1_000_000:
                 return Test(ops[key], value)
         self.problem(at, "must be {at_least: N}, {at_most: N} or {exactly: N} (N ≥ 0)")
         return None
@@ -427,14 +409,14 @@ class _Parser:
             return None
         if "within_last_days" in doc:
             days = doc["within_last_days"]
-            if not _is_int(days) or not 0 < days <= MAX_DAYS:
+            if not is_int(days) or not 0 < days <= MAX_DAYS:
                 self.problem(f"{at}.within_last_days", f"must be a whole number 1…{MAX_DAYS}")
                 return None
             return m.Window(days=days)
         if "between" in doc:
             bounds = doc["between"]
             if isinstance(bounds, list) and len(bounds) == 2:
-                start, end = (_instant(b, upper=i == 1) for i, b in enumerate(bounds))
+                start, end = (instant(b, upper=i == 1) for i, b in enumerate(bounds))
                 if start is not None and end is not None and start < end:
                     return m.Window(start=start, end=end)
             self.problem(f"{at}.between", "must be [from, to]: two dates or date-times, in order")
@@ -458,8 +440,8 @@ class _Parser:
         if "value" not in doc:
             self.problem(value_at, f"is required for {op.value}")
             return None
-        value = _OPERAND_CHECKS[op](self, raw, kind)
-        if isinstance(value, _Wrong):
+        value = check_operand(op, raw, kind)
+        if isinstance(value, Wrong):
             self.problem(value_at, value.message)
             return None
         if kind is Kind.stage and self.references:
@@ -470,186 +452,3 @@ class _Parser:
                     self.problem(value_at, f"no stage {name!r}; stages are {', '.join(stages)}")
                     return None
         return Test(op, value)
-
-    # --- operands: each returns the checked value or a _Wrong ---
-
-    def _scalar(self, raw: Any, kind: Kind) -> Any:
-        expected = {
-            Kind.json: "text, a number or true/false",
-            Kind.text: "text",
-            Kind.stage: "a stage",
-            Kind.number: "a number",
-            Kind.days_since: "a whole number of days",
-        }[kind]
-        if kind in (Kind.text, Kind.stage) and isinstance(raw, str):
-            return raw
-        if kind is Kind.json and (isinstance(raw, str | bool) or _is_number(raw)):
-            return raw
-        if kind is Kind.number and _is_number(raw):
-            return raw
-        if kind is Kind.days_since and _is_int(raw):
-            return raw
-        return _Wrong(f"must be {expected}")
-
-    def _ordered(self, raw: Any, kind: Kind) -> Any:
-        if kind is Kind.json and isinstance(raw, bool):
-            return _Wrong("must be text or a number (true/false have no order)")
-        return self._scalar(raw, kind)
-
-    def _listed(self, raw: Any, kind: Kind) -> Any:
-        if not isinstance(raw, list) or not raw or len(raw) > MAX_LIST:
-            return _Wrong(f"must be a list of 1…{MAX_LIST} values")
-        values = [self._scalar(v, kind) for v in raw]
-        wrong = next((v for v in values if isinstance(v, _Wrong)), None)
-        return _Wrong(f"every item {wrong.message}") if wrong else tuple(values)
-
-    def _between(self, raw: Any, kind: Kind) -> Any:
-        if kind is Kind.timestamp:
-            if isinstance(raw, list) and len(raw) == 2:
-                low, high = (_instant(b, upper=i == 1) for i, b in enumerate(raw))
-                if low is not None and high is not None and low <= high:
-                    return (low, high)
-            return _Wrong("must be [from, to]: two dates or date-times, in order")
-        if not isinstance(raw, list) or len(raw) != 2:
-            return _Wrong("must be [low, high]")
-        low, high = (self._ordered(v, kind) for v in raw)
-        for bound in (low, high):
-            if isinstance(bound, _Wrong):
-                return bound
-        if isinstance(low, str) != isinstance(high, str):
-            return _Wrong("low and high must both be numbers or both be text")
-        if kind is not Kind.stage and low > high:
-            return _Wrong("low must not be greater than high")
-        return (low, high)
-
-    def _text(self, raw: Any, kind: Kind) -> Any:
-        if not isinstance(raw, str) or not raw:
-            return _Wrong("must be non-empty text")
-        return raw
-
-    def _contains(self, raw: Any, kind: Kind) -> Any:
-        if kind is Kind.json and (isinstance(raw, bool) or _is_number(raw)):
-            return raw  # an element of a list attribute
-        return self._text(raw, kind)
-
-    def _pattern(self, raw: Any, kind: Kind) -> Any:
-        if not isinstance(raw, str) or not raw or len(raw) > MAX_PATTERN:
-            return _Wrong(f"must be a regular expression of at most {MAX_PATTERN} characters")
-        try:
-            re.compile(raw)
-        except re.error as error:
-            return _Wrong(f"is not a regular expression: {error}")
-        if _UNPORTABLE_PATTERN.search(raw):
-            return _Wrong(
-                "uses syntax outside the portable subset (no named groups, lookbehind, "
-                "back-references, \\A \\Z \\b; flags only as a leading (?i))"
-            )
-        return raw
-
-    def _before(self, raw: Any, kind: Kind) -> Any:
-        """Timestamps: the instant they must be earlier than; dates: the day, as text."""
-        if kind is Kind.timestamp:
-            instant = _instant(raw, upper=False)
-            return instant if instant is not None else _Wrong("must be a date or date-time")
-        day = _date(raw)
-        return day.isoformat() if day else _Wrong("must be a date (YYYY-MM-DD)")
-
-    def _after(self, raw: Any, kind: Kind) -> Any:
-        """Timestamps: the first instant that is after (the next day's start for a date);
-        dates: the day, as text."""
-        if kind is Kind.timestamp:
-            instant = _instant(raw, upper=True)
-            if instant is None:
-                return _Wrong("must be a date or date-time")
-            return instant if _date(raw) else instant + timedelta(microseconds=1)
-        return self._before(raw, kind)
-
-    def _days(self, raw: Any, kind: Kind) -> Any:
-        if _is_int(raw) and 0 <= raw <= MAX_DAYS:
-            return raw
-        return _Wrong(f"must be a whole number of days, 0…{MAX_DAYS}")
-
-    def _anniversary(self, raw: Any, kind: Kind) -> Any:
-        if _is_int(raw) and 0 <= raw <= 366:
-            return raw
-        return _Wrong("must be a whole number of days, 0 (today) … 366")
-
-    def _ages(self, raw: Any, kind: Kind) -> Any:
-        if (
-            isinstance(raw, list)
-            and len(raw) == 2
-            and all(_is_int(v) and 0 <= v <= 150 for v in raw)
-            and raw[0] <= raw[1]
-        ):
-            return (raw[0], raw[1])
-        return _Wrong("must be [youngest, oldest]: whole numbers of years, in order")
-
-
-@dataclass(frozen=True)
-class _Wrong:
-    message: str
-
-
-_OPERAND_CHECKS: dict[Op, Callable[[_Parser, Any, Kind], Any]] = {
-    Op.eq: _Parser._scalar,
-    Op.ne: _Parser._scalar,
-    Op.lt: _Parser._ordered,
-    Op.le: _Parser._ordered,
-    Op.gt: _Parser._ordered,
-    Op.ge: _Parser._ordered,
-    Op.in_: _Parser._listed,
-    Op.not_in: _Parser._listed,
-    Op.between: _Parser._between,
-    Op.contains: _Parser._contains,
-    Op.starts_with: _Parser._text,
-    Op.ends_with: _Parser._text,
-    Op.matches: _Parser._pattern,
-    Op.before: _Parser._before,
-    Op.after: _Parser._after,
-    Op.within_last_days: _Parser._days,
-    Op.more_than_days_ago: _Parser._days,
-    Op.anniversary_within_days: _Parser._anniversary,
-    Op.age_between: _Parser._ages,
-}
-
-
-def _is_int(value: Any) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
-
-
-def _is_number(value: Any) -> bool:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return False
-    return math.isfinite(value) and abs(value) < 1e15
-
-
-def _date(raw: Any) -> date | None:
-    if isinstance(raw, datetime):
-        return None
-    if isinstance(raw, date):  # YAML reads 2026-01-05 as a date
-        return raw
-    if isinstance(raw, str) and re.fullmatch(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", raw):
-        try:
-            return date.fromisoformat(raw)
-        except ValueError:
-            return None
-    return None
-
-
-def _instant(raw: Any, *, upper: bool) -> datetime | None:
-    """A date (its start; with `upper`, the start of the next day: bounds of whole days
-    are inclusive) or an ISO date-time (UTC if it names no offset)."""
-    day = _date(raw)
-    if day is not None:
-        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
-        return start + _ONE_DAY if upper else start
-    if isinstance(raw, datetime):
-        parsed = raw
-    elif isinstance(raw, str):
-        try:
-            parsed = datetime.fromisoformat(raw.replace("Z", "+00:00"))
-        except ValueError:
-            return None
-    else:
-        return None
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)

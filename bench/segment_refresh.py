@@ -1,0 +1,605 @@
+"""Segment refresh: three segments over a million contacts and ten million events, each
+query compiled from the filter language timed beside the same query written by hand in
+SQL for the database at hand, in the same run.
+
+The data (`bench/segment_data.py`) are generated from a seed; on SQLite the file is
+cached between runs (`--cache-dir`), on PostgreSQL generated in a fresh database each
+time. The segments:
+
+1. demographic + tag: tagged `sports-fan`, aged 20-35 by the `birthday` attribute, and
+   `gender` f;
+2. behaviour: viewed a product of category `running` at least 3 times in the last 30 days
+   and completed no order in the last 30 days;
+3. RFM champions: the computed trait `rfm_cell` is `champions`.
+
+For each: (a) the compiled query alone (`filters.sql.select_members`, the ids fetched),
+best of 3; (b) the hand-written SQL, best of 3, which must return the same ids; (c) the
+first full refresh (`segments.membership.refresh_everyone`: everyone enters, with a
+`segment_entered` event each) and (d) a second one in the steady state (nothing
+changes), each including its commit. Queries run as the refresh runs them (on
+PostgreSQL after `SET LOCAL work_mem = '256MB'`). Then the incremental path: one new
+`Product Viewed` event for one contact, committed, and the time of
+`membership.refresh_contacts` for that contact over all three segments; 50 runs over
+different contacts, half of them chosen so that the event makes them enter segment 2.
+
+Targets (the issue's, on 2 cores): a full refresh of each segment ≤ 5 s on SQLite and
+≤ 3 s on PostgreSQL, the compiled query ≤ 1.5 x the hand-written one, an incremental
+update after one event ≤ 5 ms (median). Query plans are printed for whatever misses a
+target (all of them with `--plans`).
+
+    ./dev bench segment_refresh [--contacts N] [--events-per-contact N]
+                                [--database-url URL|auto-postgres] [--cache-dir DIR]
+                                [--regenerate] [--plans]
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ClauseElement, Executable, TextClause, Uuid, bindparam, column, text
+from sqlalchemy.exc import CompileError
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.selectable import TextualSelect
+
+from bench.common import (
+    add_database_option,
+    open_databases,
+    print_heading,
+    print_line,
+    seconds_verdict,
+    time_ratio_verdict,
+)
+from bench.segment_data import (
+    ANCHOR,
+    SOURCE,
+    Generated,
+    Shape,
+    bench_runtime,
+    cached_sqlite,
+    contact_id,
+    generate,
+    remove_run_leftovers,
+)
+from postillon.events.service import store_events
+from postillon.filters.parsing import parse_filter
+from postillon.filters.sql import Catalog, select_members
+from postillon.kit.types import UTCDateTime
+from postillon.runtime import Runtime
+from postillon.segments import membership
+from postillon.segments import repository as segments_repository
+from postillon.segments.schemas import SegmentIn
+
+TARGET_SECONDS = {"SQLite": 5.0, "PostgreSQL": 3.0}
+TARGET_RATIO = 1.5
+TARGET_INCREMENTAL_MS = 5.0
+QUERY_RUNS = 3
+INCREMENTAL_RUNS = 50
+DEFAULT_CACHE = Path(tempfile.gettempdir()) / "postillon-bench-cache"
+
+
+@dataclass(frozen=True)
+class Case:
+    """One segment: its filter and the SQL a good engineer would write for it, by dialect."""
+
+    key: str
+    title: str
+    filter: dict[str, Any]
+    sql: dict[str, str]
+
+
+CASES = (
+    Case(
+        "sporty-women",
+        "demographic + tag",
+        {
+            "all": [
+                {"tag": "sports-fan"},
+                {"attribute": "birthday", "op": "age_between", "value": [20, 35]},
+                {"attribute": "gender", "op": "=", "value": "f"},
+            ]
+        },
+        {
+            "sqlite": """
+                SELECT c.id FROM contacts AS c
+                JOIN contact_tags AS t ON t.contact_id = c.id AND t.tag = :tag
+                WHERE json_extract(c.attributes, '$.gender') = :gender
+                  AND json_extract(c.attributes, '$.birthday') > :born_after
+                  AND json_extract(c.attributes, '$.birthday') <= :born_by""",
+            "postgresql": """
+                SELECT c.id FROM contacts AS c
+                JOIN contact_tags AS t ON t.contact_id = c.id AND t.tag = :tag
+                WHERE c.attributes ->> 'gender' = :gender
+                  AND c.attributes ->> 'birthday' > :born_after
+                  AND c.attributes ->> 'birthday' <= :born_by""",
+        },
+    ),
+    Case(
+        "running-no-order",
+        "viewed running ≥ 3 times in 30 days, no order in 30 days",
+        {
+            "all": [
+                {
+                    "performed": "Product Viewed",
+                    "where": {"property": "category", "op": "=", "value": "running"},
+                    "times": {"at_least": 3},
+                    "within_last_days": 30,
+                },
+                {"never_performed": "Order Completed", "within_last_days": 30},
+            ]
+        },
+        {
+            "sqlite": """
+                SELECT contact_id AS id FROM events
+                WHERE name = :viewed AND occurred_at >= :since AND contact_id IS NOT NULL
+                  AND json_extract(properties, '$.category') = :category
+                GROUP BY contact_id HAVING count(*) >= 3
+                EXCEPT
+                SELECT contact_id FROM events WHERE name = :purchased AND occurred_at >= :since""",
+            "postgresql": """
+                SELECT contact_id AS id FROM events
+                WHERE name = :viewed AND occurred_at >= :since AND contact_id IS NOT NULL
+                  AND properties ->> 'category' = :category
+                GROUP BY contact_id HAVING count(*) >= 3
+                EXCEPT
+                SELECT contact_id FROM events WHERE name = :purchased AND occurred_at >= :since""",
+        },
+    ),
+    Case(
+        "champions",
+        "RFM champions",
+        {"trait": "rfm_cell", "op": "=", "value": "champions"},
+        {
+            "sqlite": "SELECT contact_id AS id FROM contact_traits WHERE rfm_cell = :cell",
+            "postgresql": "SELECT contact_id AS id FROM contact_traits WHERE rfm_cell = :cell",
+        },
+    ),
+)
+
+# Contacts one more running view makes members of segment 2: exactly two such views in
+# the window and no order (the incremental runs use some of them).
+ON_THE_EDGE = {
+    dialect: sql.replace("HAVING count(*) >= 3", "HAVING count(*) = 2") + " ORDER BY 1 LIMIT :limit"
+    for dialect, sql in CASES[1].sql.items()
+}
+
+
+def parameters(now: datetime) -> dict[str, Any]:
+    """The values the hand-written queries are run with (those of the filters)."""
+    today = now.date()
+    return {
+        "tag": "sports-fan",
+        "gender": "f",
+        # Aged 20-35 today: born after the day 36 years ago, on or before 20 years ago.
+        "born_after": _years_before(today, 36).isoformat(),
+        "born_by": _years_before(today, 20).isoformat(),
+        "viewed": "Product Viewed",
+        "purchased": "Order Completed",
+        "category": "running",
+        "since": now - timedelta(days=30),
+        "cell": "champions",
+    }
+
+
+def _years_before(day: date, years: int) -> date:
+    try:
+        return day.replace(year=day.year - years)
+    except ValueError:  # 29 February
+        return day.replace(year=day.year - years, day=28)
+
+
+def hand_written(sql: str, values: dict[str, Any]) -> TextualSelect:
+    """`sql` with its parameters bound, returning ids as `select_members` does."""
+    clause: TextClause = text(sql)
+    for name, value in values.items():
+        if f":{name}" in sql:
+            kind = UTCDateTime() if isinstance(value, datetime) else None
+            clause = clause.bindparams(bindparam(name, value, type_=kind))
+    return clause.columns(column("id", Uuid()))
+
+
+class Explain(Executable, ClauseElement):
+    """`EXPLAIN …` of a statement, its parameters bound as when it runs."""
+
+    inherit_cache = False
+
+    def __init__(self, statement: Any, prefix: str) -> None:
+        self.statement = statement
+        self.prefix = prefix
+
+
+@compiles(Explain)
+def _render_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
+    return f"{element.prefix} {compiler.process(element.statement, **kw)}"
+
+
+def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> list[str]:
+    if session.get_bind().dialect.name == "sqlite":
+        rows = session.execute(Explain(statement, "EXPLAIN QUERY PLAN")).all()
+        depth: dict[int, int] = {0: 0}
+        lines = []
+        for node, parent, _, detail in rows:
+            depth[node] = depth.get(parent, 0) + 1
+            lines.append(f"{'  ' * (depth[node] - 1)}{detail}")
+        return lines
+    options = "(ANALYZE, BUFFERS)" if analyze else ""
+    return [row[0] for row in session.execute(Explain(statement, f"EXPLAIN {options}"))]
+
+
+def sql_text(statement: Any, dialect: Any) -> str:
+    """The statement as SQL with its values inline (for reading, not running)."""
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except CompileError:
+        return str(statement.compile(dialect=dialect))
+
+
+@dataclass
+class Refresh:
+    seconds: float
+    commit_seconds: float
+    entered: int
+    exited: int
+
+
+@dataclass
+class CaseFigures:
+    case: Case
+    members: int = 0
+    compiled: list[float] = field(default_factory=list)
+    hand: list[float] = field(default_factory=list)
+    refreshes: list[Refresh] = field(default_factory=list)
+
+    @property
+    def ratio(self) -> float:
+        return min(self.compiled) / min(self.hand)
+
+
+@dataclass
+class IncrementalRun:
+    on_the_edge: bool
+    seconds: float
+    commit_seconds: float
+    entered: int
+    exited: int
+
+
+def fetch_ids(session: Session, statement: Any) -> tuple[float, list[uuid.UUID]]:
+    """Seconds to run `statement` and fetch its ids, as the refresh runs it."""
+    segments_repository.allow_large_set_operations(session)
+    started = time.perf_counter()
+    ids = list(session.scalars(statement))
+    return time.perf_counter() - started, ids
+
+
+def measure_queries(runtime: Runtime, case: Case, catalog: Catalog) -> CaseFigures:
+    """Best of `QUERY_RUNS` of each, alternating; they must agree on the ids."""
+    dialect = runtime.database.engine.dialect.name
+    compiled = select_members(parse_filter(case.filter), catalog, dialect)
+    hand = hand_written(case.sql[dialect], parameters(catalog.now))
+    figures = CaseFigures(case)
+    for _ in range(QUERY_RUNS):
+        with runtime.database.transaction(read_only=True) as session:
+            seconds, compiled_ids = fetch_ids(session, compiled)
+        figures.compiled.append(seconds)
+        with runtime.database.transaction(read_only=True) as session:
+            seconds, hand_ids = fetch_ids(session, hand)
+        figures.hand.append(seconds)
+    if len(set(compiled_ids)) != len(compiled_ids) or set(compiled_ids) != set(hand_ids):
+        raise SystemExit(
+            f"bench: segment {case.key}: the compiled query found {len(compiled_ids):,} ids "
+            f"({len(set(compiled_ids)):,} distinct), the hand-written one {len(hand_ids):,}; "
+            f"{len(set(compiled_ids) - set(hand_ids)):,} only in the first, "
+            f"{len(set(hand_ids) - set(compiled_ids)):,} only in the second"
+        )
+    figures.members = len(compiled_ids)
+    return figures
+
+
+def create_segments(runtime: Runtime) -> None:
+    with runtime.database.transaction() as session:
+        for case in CASES:
+            segment = SegmentIn(key=case.key, name=case.title, filter=case.filter)
+            runtime.segments.create(session, segment, refresh=False)
+
+
+def full_refresh(runtime: Runtime, key: str) -> Refresh:
+    """A full refresh of one segment through `refresh_everyone`, and its commit."""
+    with runtime.database.transaction() as session:
+        segment = segments_repository.by_key(session, key, lock=True)
+        assert segment is not None
+        [compiled] = membership.in_dependency_order([segment])
+        catalog = runtime.filters.catalog(session)
+        started = time.perf_counter()
+        changes = membership.refresh_everyone(session, compiled, catalog, runtime.clock.now())
+        session.flush()
+        refreshed = time.perf_counter()
+    committed = time.perf_counter()
+    return Refresh(
+        committed - started, committed - refreshed, len(changes.entered), len(changes.exited)
+    )
+
+
+def incremental_runs(runtime: Runtime, shape: Shape) -> list[IncrementalRun]:
+    """One new event, committed, then `refresh_contacts` for its contact over every
+    segment; for contacts on the edge of segment 2 and for contacts drawn at random."""
+    dialect = runtime.database.engine.dialect.name
+    now = runtime.clock.now()
+    values = {**parameters(now), "limit": INCREMENTAL_RUNS // 2}
+    edge_query = hand_written(ON_THE_EDGE[dialect], values)
+    with runtime.database.transaction(read_only=True) as session:
+        edge = list(session.scalars(edge_query))
+        ordered = membership.in_dependency_order(segments_repository.all_segments(session))
+        catalog = runtime.filters.catalog(session)
+    rng = random.Random(shape.seed + 2)
+    edge_set = set(edge)
+    drawn = [contact_id(shape, n) for n in rng.sample(range(shape.contacts), INCREMENTAL_RUNS)]
+    drawn = [id_ for id_ in drawn if id_ not in edge_set][: INCREMENTAL_RUNS - len(edge)]
+    chosen = [(id_, True) for id_ in edge] + [(id_, False) for id_ in drawn]
+    rng.shuffle(chosen)
+    runs = []
+    for number, (id_, on_the_edge) in enumerate(chosen):
+        with runtime.database.transaction() as session:
+            store_events(session, [_viewed_running(id_, number, now)], now=now)
+        with runtime.database.transaction() as session:
+            started = time.perf_counter()
+            changes = membership.refresh_contacts(session, ordered, [id_], catalog, now)
+            session.flush()
+            refreshed = time.perf_counter()
+        committed = time.perf_counter()
+        runs.append(
+            IncrementalRun(
+                on_the_edge,
+                refreshed - started,
+                committed - refreshed,
+                sum(len(c.entered) for c in changes.values()),
+                sum(len(c.exited) for c in changes.values()),
+            )
+        )
+    return runs
+
+
+def _viewed_running(contact: uuid.UUID, number: int, now: datetime) -> dict[str, Any]:
+    moment = now - timedelta(minutes=1)
+    return {
+        "contact_id": contact,
+        "anonymous_id": None,
+        "user_id": None,
+        "message_id": f"incremental-{number}-{uuid.uuid4().hex}",
+        "type": "track",
+        "name": "Product Viewed",
+        "properties": {"category": "running", "product_id": "p0001", "price": 59.9},
+        "context": {},
+        "integrations": None,
+        "source": SOURCE,
+        "occurred_at": moment,
+        "received_at": moment,
+    }
+
+
+def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        prog="./dev bench segment_refresh",
+        description="Segment full and incremental refresh against hand-written SQL.",
+    )
+    parser.add_argument("--contacts", type=int, default=1_000_000, help="contacts to generate")
+    parser.add_argument(
+        "--events-per-contact", type=int, default=10, help="events to generate per contact"
+    )
+    add_database_option(parser)
+    parser.add_argument(
+        "--cache-dir",
+        type=Path,
+        default=DEFAULT_CACHE,
+        help=f"where generated SQLite files are kept between runs (default {DEFAULT_CACHE})",
+    )
+    parser.add_argument(
+        "--regenerate", action="store_true", help="generate the SQLite file even if cached"
+    )
+    parser.add_argument(
+        "--plans", action="store_true", help="print every query plan, not only those over target"
+    )
+    args = parser.parse_args(argv)
+    if args.contacts < 1000 or args.events_per_contact < 1:
+        parser.error("--contacts must be at least 1000 and --events-per-contact at least 1")
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_arguments(argv)
+    shape = Shape(args.contacts, args.events_per_contact)
+    with (
+        tempfile.TemporaryDirectory(prefix="postillon-bench-") as tmp,
+        open_databases(Path(tmp), args.database_url) as databases,
+    ):
+        backend = databases.backend
+        print_heading(
+            f"segment refresh: {shape.contacts:,} contacts, {shape.events:,} events, on {backend}"
+        )
+        data_dir = Path(tmp) / "data"
+        cached_path: Path | None = None
+        if databases.server_url is None:
+            url, generated, cached = cached_sqlite(
+                shape, args.cache_dir, data_dir, regenerate=args.regenerate, say=_say
+            )
+            cached_path = Path(url.removeprefix("sqlite:///"))
+        else:
+            url, cached = databases.fresh("segments"), False
+            generated = generate(url, shape, data_dir, say=_say)
+        runtime = bench_runtime(url, data_dir)
+        try:
+            if cached:
+                remove_run_leftovers(runtime.database, generated.last_event_id)
+            print_data(runtime, generated, cached, cached_path)
+            figures, runs = run_cases(runtime, shape)
+            print_figures(figures, runs, backend)
+            print_plans(runtime, figures, backend, every=args.plans)
+        finally:
+            if cached:
+                remove_run_leftovers(runtime.database, generated.last_event_id)
+            runtime.close()
+    return 0
+
+
+def _say(message: str) -> None:
+    print(message, flush=True)
+
+
+def run_cases(runtime: Runtime, shape: Shape) -> tuple[list[CaseFigures], list[IncrementalRun]]:
+    with runtime.database.transaction(read_only=True) as session:
+        catalog = runtime.filters.catalog(session)
+    figures = [measure_queries(runtime, case, catalog) for case in CASES]
+    create_segments(runtime)
+    for case_figures in figures:
+        for _ in ("first", "steady state"):
+            case_figures.refreshes.append(full_refresh(runtime, case_figures.case.key))
+        first = case_figures.refreshes[0]
+        if first.entered != case_figures.members:
+            raise SystemExit(
+                f"bench: segment {case_figures.case.key}: {first.entered:,} entered on the "
+                f"first refresh, but {case_figures.members:,} match"
+            )
+    return figures, incremental_runs(runtime, shape)
+
+
+def print_data(
+    runtime: Runtime, generated: Generated, cached: bool, cached_path: Path | None
+) -> None:
+    with runtime.database.transaction(read_only=True) as session:
+        purchasers, champions = session.execute(
+            text(
+                "SELECT count(*) FILTER (WHERE rfm_cell IS NOT NULL), "
+                "count(*) FILTER (WHERE rfm_cell = 'champions') FROM contact_traits"
+            )
+        ).one()
+    print_line(
+        "data",
+        f"{generated.contacts:,} contacts, {generated.tags:,} tags, {generated.events:,} "
+        f"events, {purchasers:,} purchasers ({champions:,} RFM champions)",
+    )
+    if cached_path is not None:
+        size = sum(p.stat().st_size for p in cached_path.parent.glob(f"{cached_path.name}*"))
+        state = "cached, generated" if cached else "generated now and cached"
+        print_line("SQLite file", f"{cached_path} ({size / 2**30:.1f} GiB)")
+        print_line("generation", f"{state} {generated.generated_at}")
+    steps = ", ".join(
+        f"{name} {seconds:,.0f} s" for name, seconds in generated.seconds.items() if name != "total"
+    )
+    print_line("generation time", f"{generated.seconds['total']:,.0f} s ({steps})")
+    print_line("now", f"{ANCHOR.isoformat()} (a virtual clock; the data end there)")
+
+
+def print_figures(
+    figures: Sequence[CaseFigures], runs: Sequence[IncrementalRun], backend: str
+) -> None:
+    target = TARGET_SECONDS[backend]
+    for number, case_figures in enumerate(figures, start=1):
+        case = case_figures.case
+        print_heading(f"{number}. {case.title}: {case_figures.members:,} members")
+        for label, times in (
+            ("compiled query (select_members)", case_figures.compiled),
+            ("hand-written SQL", case_figures.hand),
+        ):
+            runs_text = ", ".join(f"{t:.3f}" for t in times)
+            print_line(label, f"{min(times):8.3f} s   (best of {runs_text})")
+        print_line("compiled / hand-written", f"{case_figures.ratio:8.2f}")
+        for label, refresh in zip(
+            ("full refresh, first", "full refresh, steady state"),
+            case_figures.refreshes,
+            strict=True,
+        ):
+            print_line(
+                label,
+                f"{refresh.seconds:8.3f} s   ({refresh.entered:,} entered, {refresh.exited:,} "
+                f"exited; commit {refresh.commit_seconds:.3f} s)",
+            )
+        print_line(
+            "target: compiled / hand-written", time_ratio_verdict(case_figures.ratio, TARGET_RATIO)
+        )
+        print_line(
+            f"target ({backend}): compiled query",
+            seconds_verdict(min(case_figures.compiled), target),
+        )
+        for label, refresh in zip(("first", "steady state"), case_figures.refreshes, strict=True):
+            print_line(
+                f"target ({backend}): refresh, {label}", seconds_verdict(refresh.seconds, target)
+            )
+
+    print_heading(
+        f"incremental refresh after one event: refresh_contacts over {len(figures)} "
+        f"segments, {len(runs)} contacts"
+    )
+    groups = (
+        ("all contacts", list(runs)),
+        ("drawn at random", [r for r in runs if not r.on_the_edge]),
+        ("on the edge of segment 2", [r for r in runs if r.on_the_edge]),
+    )
+    for label, group in groups:
+        if not group:
+            continue
+        times = sorted(r.seconds for r in group)
+        entered = sum(r.entered for r in group)
+        exited = sum(r.exited for r in group)
+        print_line(
+            f"{label} ({len(group)})",
+            f"median {statistics.median(times) * 1000:.2f} ms, "
+            f"90th percentile {_percentile(times, 0.9) * 1000:.2f} ms, "
+            f"slowest {times[-1] * 1000:.2f} ms; {entered} entered, {exited} exited",
+        )
+    commits = [r.commit_seconds for r in runs]
+    print_line("commit after it", f"median {statistics.median(commits) * 1000:.2f} ms")
+    median = statistics.median(r.seconds for r in runs)
+    print_line(f"target ({backend}): median", seconds_verdict(median, TARGET_INCREMENTAL_MS / 1000))
+
+
+def _percentile(ordered: Sequence[float], share: float) -> float:
+    return ordered[min(len(ordered) - 1, int(share * len(ordered)))]
+
+
+def print_plans(
+    runtime: Runtime, figures: Sequence[CaseFigures], backend: str, *, every: bool
+) -> None:
+    target = TARGET_SECONDS[backend]
+    dialect = runtime.database.engine.dialect
+    with runtime.database.transaction(read_only=True) as session:
+        catalog = runtime.filters.catalog(session)
+    for number, case_figures in enumerate(figures, start=1):
+        case = case_figures.case
+        slow = min(case_figures.compiled) > target or case_figures.ratio > TARGET_RATIO
+        if not (slow or every):
+            continue
+        compiled = select_members(parse_filter(case.filter), catalog, dialect.name)
+        hand = hand_written(case.sql[dialect.name], parameters(catalog.now))
+        print_heading(f"plans of segment {number}, {case.title}")
+        print("  compiled SQL:")
+        print(_indent(sql_text(compiled, dialect), 4))
+        for label, statement in (("compiled", compiled), ("hand-written", hand)):
+            with runtime.database.transaction(read_only=True) as session:
+                segments_repository.allow_large_set_operations(session)
+                plan = query_plan(session, statement)
+            print(f"  plan, {label}:")
+            print(_indent("\n".join(plan), 4))
+        if dialect.name == "postgresql":
+            with runtime.database.transaction(read_only=True) as session:
+                plan = query_plan(session, compiled, analyze=False)
+            print("  plan, compiled, with the server's work_mem (as preview and count run it):")
+            print(_indent("\n".join(plan), 4))
+
+
+def _indent(block: str, spaces: int) -> str:
+    return "\n".join(" " * spaces + line for line in block.strip("\n").splitlines())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
