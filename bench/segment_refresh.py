@@ -46,11 +46,9 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ClauseElement, Executable, TextClause, Uuid, bindparam, column, text
+from sqlalchemy import TextClause, Uuid, bindparam, column, text
 from sqlalchemy.exc import CompileError
-from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.selectable import TextualSelect
 
 from bench.common import (
@@ -209,32 +207,20 @@ def hand_written(sql: str, values: dict[str, Any]) -> TextualSelect:
     return clause.columns(column("id", Uuid()))
 
 
-class Explain(Executable, ClauseElement):
-    """`EXPLAIN …` of a statement, its parameters bound as when it runs."""
-
-    inherit_cache = False
-
-    def __init__(self, statement: Any, prefix: str) -> None:
-        self.statement = statement
-        self.prefix = prefix
-
-
-@compiles(Explain)
-def _render_explain(element: Explain, compiler: SQLCompiler, **kw: Any) -> str:
-    return f"{element.prefix} {compiler.process(element.statement, **kw)}"
-
-
 def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> list[str]:
-    if session.get_bind().dialect.name == "sqlite":
-        rows = session.execute(Explain(statement, "EXPLAIN QUERY PLAN")).all()
+    """The plan of `statement` (its values inline: the plan a one-off run gets)."""
+    connection = session.connection()
+    sql = sql_text(statement, connection.dialect)
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
         depth: dict[int, int] = {0: 0}
         lines = []
         for node, parent, _, detail in rows:
             depth[node] = depth.get(parent, 0) + 1
             lines.append(f"{'  ' * (depth[node] - 1)}{detail}")
         return lines
-    options = "(ANALYZE, BUFFERS)" if analyze else ""
-    return [row[0] for row in session.execute(Explain(statement, f"EXPLAIN {options}"))]
+    options = "(ANALYZE, BUFFERS) " if analyze else ""
+    return [str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {options}{sql}")]
 
 
 def sql_text(statement: Any, dialect: Any) -> str:
