@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from postillon.auth.service import ApiKeyService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
+from postillon.demo.service import DemoService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.privacy.service import PrivacyService
@@ -28,6 +29,7 @@ class Runtime:
     users: UserService
     tracking: TrackingService
     ingest_limiter: RateLimiter
+    demo: DemoService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -47,6 +49,7 @@ class Runtime:
             users=UserService(clock),
             tracking=TrackingService(settings, clock),
             ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+            demo=DemoService(contacts, clock),
         )
 
     def close(self) -> None:
