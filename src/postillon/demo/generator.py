@@ -65,10 +65,6 @@ class DemoChunk:
     first: int
     contacts: list[DemoContact] = field(default_factory=list)
 
-    @property
-    def event_count(self) -> int:
-        return sum(len(c.events) for c in self.contacts)
-
 
 def chunk_starts(options: DemoOptions) -> list[int]:
     return list(range(1, options.contacts + 1, CHUNK_CONTACTS))
