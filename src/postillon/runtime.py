@@ -8,6 +8,7 @@ from postillon.auth.service import ApiKeyService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
 from postillon.filters.service import FilterService
+from postillon.demo.service import DemoService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
@@ -36,6 +37,7 @@ class Runtime:
     traits: TraitsService
     filters: FilterService
     segments: SegmentService
+    demo: DemoService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -60,6 +62,7 @@ class Runtime:
             traits=TraitsService(settings, clock),
             filters=filters,
             segments=SegmentService(filters, clock),
+            demo=DemoService(contacts, clock),
         )
 
     def close(self) -> None:

@@ -45,12 +45,22 @@ class Settings(BaseSettings):
     # Segments are also fully recomputed this often, for conditions relative to the time
     # ("within the last 30 days", birthdays); changes to contacts apply within seconds.
     segment_refresh_interval: timedelta = timedelta(hours=1)
+    # `serve` loads the demo shop when the database has no contacts; unset: only in
+    # development (not in tests, not in production).
+    demo_data: bool | None = None
+    demo_contacts: int = Field(default=10_000, ge=1)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:
         if self.env is Environment.production and self.secret_key == _INSECURE_SECRET:
             raise ValueError("POSTILLON_SECRET_KEY must be set in production")
         return self
+
+    @property
+    def loads_demo_data(self) -> bool:
+        if self.demo_data is not None:
+            return self.demo_data
+        return self.env is Environment.development
 
     @property
     def resolved_database_url(self) -> str:

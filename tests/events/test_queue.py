@@ -86,6 +86,15 @@ def test_stored_events_are_queued_in_the_same_transaction(
         assert session.scalar(select(func.count()).select_from(Event)) == 5
 
 
+def test_history_can_be_stored_without_queueing_it(runtime: Runtime, clock: VirtualClock) -> None:
+    with runtime.database.transaction() as session:
+        ids = store_events(session, rows(3, clock.now()), now=clock.now(), queue_them=False)
+    assert len(ids) == 3
+    assert queue_items(runtime) == []
+    with runtime.database.transaction(read_only=True) as session:
+        assert session.scalar(select(func.count()).select_from(Event)) == 3
+
+
 def test_a_consumer_gets_each_event_once_and_a_failure_is_retried_later(
     runtime: Runtime, clock: VirtualClock
 ) -> None:

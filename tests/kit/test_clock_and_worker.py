@@ -7,10 +7,12 @@ import uuid
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import DateTime, select
+from sqlalchemy.dialects import sqlite
 
-from postillon.clock import VirtualClock
+from postillon.clock import VirtualClock, ensure_utc
 from postillon.kit.ids import new_id
+from postillon.kit.types import UTCDateTime
 from postillon.models import ApiKey
 from postillon.runtime import Runtime
 from postillon.worker.runner import Worker
@@ -129,3 +131,23 @@ def test_ids_are_time_ordered_uuid7() -> None:
     assert len(set(ids)) == 1000
     millis = [i.int >> 80 for i in ids]
     assert millis == sorted(millis)
+
+
+def test_sqlite_stores_datetimes_as_sqlalchemy_writes_them() -> None:
+    """UTCDateTime's own SQLite bind processor writes exactly SQLAlchemy's DATETIME text
+    (times compare as text on SQLite, so the format must never change)."""
+    dialect = sqlite.dialect()
+    ours = UTCDateTime().bind_processor(dialect)
+    reference = DateTime().dialect_impl(dialect).bind_processor(dialect)
+    assert ours is not None and reference is not None
+    berlin = timezone(timedelta(hours=1))
+    for moment in (
+        datetime(2026, 1, 5, 9, 0, tzinfo=UTC),
+        datetime(2026, 1, 5, 9, 0, 0, 123456, tzinfo=UTC),
+        datetime(2026, 1, 5, 10, 30, 1, 5, tzinfo=berlin),
+        datetime(2026, 1, 5, 9, 0, 0, 1),  # naive: taken as UTC
+        datetime(999, 12, 31, 23, 59, 59, tzinfo=UTC),
+    ):
+        expected = reference(ensure_utc(moment).replace(tzinfo=None))
+        assert ours(moment) == expected
+    assert ours(None) is None

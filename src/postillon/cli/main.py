@@ -1,4 +1,5 @@
-"""`postillon`: run the server or the worker, migrate, manage keys, users and contacts."""
+"""`postillon`: run the server or the worker, migrate, manage keys, users and contacts,
+load the demo shop."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ import typer
 import uvicorn
 
 from postillon.auth.service import Scope
-from postillon.cli import contacts, keys, lifecycle, segments, traits, users
+from postillon.cli import contacts, demo, keys, lifecycle, segments, traits, users
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
 from postillon.web.app import create_app
@@ -29,6 +30,7 @@ app.add_typer(contacts.app, name="contacts")
 app.add_typer(lifecycle.app, name="stages")
 app.add_typer(traits.app, name="traits")
 app.add_typer(segments.app, name="segments")
+app.command("demo")(demo.demo)
 
 
 @app.command()
@@ -49,6 +51,8 @@ def serve(
                     "send it as 'Authorization: Bearer KEY':"
                 )
                 console.print(secret)
+        if runtime.settings.loads_demo_data:
+            demo.load_on_first_start(runtime)
         settings = runtime.settings
         config = uvicorn.Config(
             create_app(runtime, run_worker=worker),

@@ -29,16 +29,22 @@ class InternalEvent:
     source: str = "postillon"
 
 
-def store_events(session: Session, rows: Sequence[dict[str, Any]], *, now: datetime) -> list[int]:
+def store_events(
+    session: Session, rows: Sequence[dict[str, Any]], *, now: datetime, queue_them: bool = True
+) -> list[int]:
     """Store events (every column but `id`) and queue them for the consumers, in the
-    caller's transaction. Returns their ids, in the order of `rows`."""
+    caller's transaction. Returns their ids, in the order of `rows`.
+
+    `queue_them=False` is for history no consumer should react to (the demo data): the
+    caller then brings what the consumers derive up to date itself."""
     if not rows:
         return []
     ids = repository.allocate_ids(session, len(rows))
     repository.insert_events(
         session, [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)]
     )
-    queue.enqueue(session, ids, now=now)
+    if queue_them:
+        queue.enqueue(session, ids, now=now)
     return ids
 
 

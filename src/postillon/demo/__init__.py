@@ -1,0 +1,1 @@
+"""Demo data: a fashion and sports shop's contacts and a year of their behaviour."""
