@@ -7,8 +7,8 @@ from dataclasses import dataclass
 from postillon.auth.service import ApiKeyService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
-from postillon.filters.service import FilterService
 from postillon.demo.service import DemoService
+from postillon.filters.service import FilterService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
