@@ -7,6 +7,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from postillon.cli.common import cli_runtime, console, err_console
 from postillon.demo.generator import DemoOptions
+from postillon.demo.segments import create_demo_segments
 from postillon.demo.service import DemoReport
 from postillon.runtime import Runtime
 
@@ -38,7 +39,14 @@ def load_demo(runtime: Runtime, options: DemoOptions) -> DemoReport:
         def advance(done: int, todo: int, events: int) -> None:
             progress.update(task, completed=done, total=todo, events=events)
 
-        return runtime.demo.load(runtime.database, options, progress=advance)
+        report = runtime.demo.load(runtime.database, options, progress=advance)
+        if report.other_demo is None:
+            progress.update(task, description="computing traits and demo segments")
+            with runtime.database.transaction() as session:
+                runtime.traits.refresh(session)
+            with runtime.database.transaction() as session:
+                create_demo_segments(session, runtime.segments)
+        return report
 
 
 def load_on_first_start(runtime: Runtime) -> None:
