@@ -15,7 +15,6 @@ from postillon.demo.behaviour import Window
 from postillon.demo.catalogue import CATEGORY_KEYS, PRODUCTS, campaigns
 from postillon.demo.generator import DemoContact, DemoOptions, generate, generate_contact
 from postillon.demo.people import COUNTRIES
-from postillon.settings import DEFAULT_LIFECYCLE_STAGES
 
 END = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 EVENT_NAMES = {
@@ -101,7 +100,7 @@ def test_contacts_look_like_people_of_the_shops_countries(shop: list[DemoContact
             assert normalise_phone(contact.phone) == contact.phone
         assert set(contact.tags) <= TAGS
         assert ("newsletter" in contact.tags) == (email_status(demo) == "subscribed")
-        assert contact.lifecycle_stage in DEFAULT_LIFECYCLE_STAGES
+        assert contact.lifecycle_stage in _DEFAULT_PIPELINE
         stages[contact.lifecycle_stage] += 1
     countries = Counter(c.contact.attributes["country"] for c in shop)
     assert countries["DE"] > countries["PL"] > countries["CH"] > 0
@@ -222,3 +221,7 @@ def test_options_are_checked() -> None:
         DemoOptions(contacts=0)
     with pytest.raises(ValueError):
         DemoOptions(days=0)
+
+
+# The pipeline the 0003 migration installs; the demo uses only its stages.
+_DEFAULT_PIPELINE = ("subscriber", "lead", "mql", "sql", "opportunity", "customer", "churned")
