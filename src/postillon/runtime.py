@@ -10,6 +10,7 @@ from postillon.contacts.service import ContactService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.privacy.service import PrivacyService
+from postillon.scoring.service import ScoringService
 from postillon.settings import Settings
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
@@ -28,6 +29,7 @@ class Runtime:
     users: UserService
     tracking: TrackingService
     ingest_limiter: RateLimiter
+    scoring: ScoringService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -47,6 +49,7 @@ class Runtime:
             users=UserService(clock),
             tracking=TrackingService(settings, clock),
             ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
+            scoring=ScoringService(clock),
         )
 
     def close(self) -> None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -50,6 +50,8 @@ class Settings(BaseSettings):
     ingest_burst: int = 200
     # The event that is a purchase (its `revenue`, else `total`, is what it earned).
     purchase_event: str = "Order Completed"
+    # When (UTC) the worker decays the scores of inactive contacts, daily.
+    score_decay_time: time = time(3, 0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

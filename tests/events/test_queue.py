@@ -56,9 +56,11 @@ class Recorder:
         self.seen.extend(e.message_id for e in events)
 
 
-def queue_items(runtime: Runtime) -> list[EventQueueItem]:
+def queue_items(runtime: Runtime, consumer: str = "contact_activity") -> list[EventQueueItem]:
+    """One consumer's items (every stored batch is queued once for each consumer)."""
     with runtime.database.transaction(read_only=True) as session:
-        return list(session.scalars(select(EventQueueItem).order_by(EventQueueItem.id)))
+        query = select(EventQueueItem).where(EventQueueItem.consumer == consumer)
+        return list(session.scalars(query.order_by(EventQueueItem.id)))
 
 
 def test_as_ranges() -> None:

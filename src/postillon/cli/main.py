@@ -9,7 +9,7 @@ import typer
 import uvicorn
 
 from postillon.auth.service import Scope
-from postillon.cli import contacts, keys, users
+from postillon.cli import contacts, keys, scoring, users
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
 from postillon.web.app import create_app
@@ -26,6 +26,7 @@ app.add_typer(db_app, name="db")
 app.add_typer(keys.app, name="keys")
 app.add_typer(users.app, name="users")
 app.add_typer(contacts.app, name="contacts")
+app.add_typer(scoring.app, name="scoring")
 
 
 @app.command()

@@ -22,6 +22,12 @@ def default_tasks() -> list[WorkerTask]:
     (journey steps, sends and segment refreshes are next)."""
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.scoring.consumer import LeadScoringConsumer
+    from postillon.scoring.tasks import ScoreDecayTask
     from postillon.tracking.tasks import AnonymousPurgeTask
 
-    return [EventQueueTask([ContactActivityConsumer()]), AnonymousPurgeTask()]
+    return [
+        EventQueueTask([ContactActivityConsumer(), LeadScoringConsumer()]),
+        AnonymousPurgeTask(),
+        ScoreDecayTask(),
+    ]
