@@ -59,7 +59,7 @@ def test_bad_models_are_422_naming_each_field(api: httpx.Client) -> None:
     assert response.status_code == 422
     assert set(problems(response)) == {"thresholds[1]"}  # types first, by pydantic
     response = api.post(
-        "/api/scoring/models", json={"key": "Shoes!", "name": " ", "decay_percent": 250}
+        "/api/scoring/models", json={"key": "shoes\n", "name": " ", "decay_percent": 250}
     )
     assert response.status_code == 422
     assert set(problems(response)) == {"key", "name", "decay_percent"}
@@ -184,7 +184,8 @@ def test_bad_adjustments_and_unknown_contacts(api: httpx.Client) -> None:
     assert api.get(f"/api/contacts/{missing}/score-history").status_code == 404
     history = f"/api/contacts/{contact}/score-history"
     assert api.get(history, params={"cursor": "garbage!"}).status_code == 422
-    assert api.get(history, params={"cursor": "WyJ4Il0"}).status_code == 422  # ["x"]
+    for cursor in ("WyJ4Il0", "W10"):  # ["x"], []
+        assert api.get(history, params={"cursor": cursor}).status_code == 422
 
 
 def test_tracked_events_score_through_the_worker_up_to_score_reached(

@@ -30,7 +30,7 @@ from postillon.scoring.schemas import (
     ScoringRulePatch,
 )
 
-_KEY = re.compile(r"^[a-z0-9_-]{1,100}$")
+_KEY = re.compile(r"[a-z0-9_-]{1,100}")
 MAX_POINTS = 1_000_000
 MAX_THRESHOLDS = 50
 _MAX_THRESHOLD = 1_000_000_000
@@ -50,7 +50,7 @@ class ScoringService:
 
     def create_model(self, session: Session, data: ScoreModelIn) -> ScoreModelOut:
         problems = _model_problems(data.model_dump())
-        if not _KEY.match(data.key):
+        if not _KEY.fullmatch(data.key):
             problems.insert(0, FieldProblem("key", "must be 1-100 of a-z, 0-9, - and _"))
         if problems:
             raise InvalidInput.of(problems)
@@ -269,10 +269,10 @@ class ScoringService:
         model_id = self._model(session, model).id if model is not None else None
         before_id = None
         if cursor:
-            value = decode_cursor(cursor)[0]
-            if not isinstance(value, int):
+            values = decode_cursor(cursor)
+            if len(values) != 1 or not isinstance(values[0], int):
                 raise InvalidInput.at("cursor", "not a cursor returned by this API")
-            before_id = value
+            before_id = values[0]
         rows = repository.history_page(
             session, contact_id, model_id=model_id, before_id=before_id, limit=limit + 1
         )
