@@ -13,6 +13,7 @@ from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.privacy.service import PrivacyService
+from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
 from postillon.settings import Settings
 from postillon.tracking.limits import RateLimiter
@@ -38,6 +39,7 @@ class Runtime:
     filters: FilterService
     segments: SegmentService
     demo: DemoService
+    scoring: ScoringService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -63,6 +65,7 @@ class Runtime:
             filters=filters,
             segments=SegmentService(filters, clock),
             demo=DemoService(contacts, clock),
+            scoring=ScoringService(clock),
         )
 
     def close(self) -> None:

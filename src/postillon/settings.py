@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import secrets
-from datetime import timedelta
+from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 
@@ -49,6 +49,8 @@ class Settings(BaseSettings):
     # development (not in tests, not in production).
     demo_data: bool | None = None
     demo_contacts: int = Field(default=10_000, ge=1)
+    # When (UTC) the worker decays the scores of inactive contacts, daily.
+    score_decay_time: time = time(3, 0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -60,7 +60,8 @@ class KnownIds:
     def for_parameter(self, name: str, operation: str) -> list[str]:
         if name == "contact_id":
             return self.expendable if operation in _DESTRUCTIVE else self.contacts
-        return {"import_id": self.imports, "anonymous_id": self.visitors}.get(name, [])
+        known = {"import_id": self.imports, "anonymous_id": self.visitors, "key": ["main"]}
+        return known.get(name, [])
 
 
 @pytest.fixture

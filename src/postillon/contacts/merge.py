@@ -16,6 +16,7 @@ from postillon.kit.ids import new_id
 from postillon.lifecycle import repository as lifecycle_repository
 from postillon.lifecycle.history import StageMove, pipeline_positions, record_stage_changes
 from postillon.models import ContactMerge
+from postillon.scoring.merge import fold_scores
 
 # Columns where the value of the more recently updated contact wins, if it has one.
 _NEWEST_WINS = (
@@ -57,7 +58,6 @@ def merge_contacts(
     for column in _NEWEST_WINS:
         merged[column] = newer[column] if newer[column] is not None else older[column]
     merged["attributes"] = {**(older["attributes"] or {}), **(newer["attributes"] or {})}
-    merged["score"] = (survivor["score"] or 0) + (absorbed["score"] or 0)
     merged["created_at"] = min(survivor["created_at"], absorbed["created_at"])
     monitored = [r["monitored_at"] for r in (survivor, absorbed) if r["monitored_at"]]
     merged["state"] = "monitored" if monitored else survivor["state"]
@@ -72,6 +72,8 @@ def merge_contacts(
     snapshot["tags"] = sorted(absorbed_tags)
 
     events_repository.move_to_contact(session, source=absorbed_id, target=survivor_id)
+    # Scores are summed in every model, main (`contacts.score`) included.
+    fold_scores(session, survivor_id=survivor_id, absorbed_id=absorbed_id, now=now)
     contacts_repository.move_tags(session, source=absorbed_id, target=survivor_id, now=now)
     contacts_repository.move_import_touches(session, source=absorbed_id, target=survivor_id)
     contacts_repository.move_visitors(session, source=absorbed_id, target=survivor_id)

@@ -28,7 +28,7 @@ logger = logging.getLogger("postillon.events")
 
 # Every consumer that exists; each stored batch of events is queued once for each.
 # Adding a consumer means adding its name here and its handler to the worker's tasks.
-QUEUE_CONSUMERS: tuple[str, ...] = ("contact_activity", "segment_membership")
+QUEUE_CONSUMERS: tuple[str, ...] = ("contact_activity", "lead_scoring", "segment_membership")
 
 _MAX_BACKOFF = timedelta(hours=1)
 

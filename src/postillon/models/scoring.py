@@ -88,6 +88,8 @@ class ScoreChange(Base):
     score: Mapped[int] = mapped_column(Integer)
     # rule, decay, api, merge
     reason: Mapped[str] = mapped_column(String(20))
+    # Free text given with a change made by hand or through the API ("called sales").
+    note: Mapped[str | None] = mapped_column(String(200))
     rule_id: Mapped[uuid.UUID | None] = mapped_column(
         Uuid, ForeignKey("scoring_rules.id", ondelete="SET NULL")
     )

@@ -17,6 +17,7 @@ from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
+from postillon.scoring.endpoints import router as scoring_router
 from postillon.segments.endpoints import router as segments_router
 from postillon.tracking.endpoints import admin_router as visitors_router
 from postillon.tracking.endpoints import router as tracking_router
@@ -60,6 +61,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(contacts_router)
     app.include_router(privacy_router)
     app.include_router(imports_router)
+    app.include_router(scoring_router)
     app.include_router(visitors_router)
     app.include_router(tracking_router)
     app.include_router(snippet_router)

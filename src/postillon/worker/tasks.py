@@ -22,6 +22,8 @@ def default_tasks() -> list[WorkerTask]:
     (journey steps, sends and segment refreshes are next)."""
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.scoring.consumer import LeadScoringConsumer
+    from postillon.scoring.tasks import ScoreDecayTask
     from postillon.segments.tasks import (
         ContactRefreshTask,
         SegmentEventConsumer,
@@ -30,12 +32,13 @@ def default_tasks() -> list[WorkerTask]:
     from postillon.tracking.tasks import AnonymousPurgeTask
     from postillon.traits.tasks import TraitsRefreshTask
 
-    # In this order: events are consumed (contacts to re-evaluate are queued) before the
-    # segments are re-evaluated for them, in the same round.
+    # In this order: events are consumed (scores change; contacts to re-evaluate are
+    # queued) before the segments are re-evaluated for them, in the same round.
     return [
-        EventQueueTask([ContactActivityConsumer(), SegmentEventConsumer()]),
+        EventQueueTask([ContactActivityConsumer(), LeadScoringConsumer(), SegmentEventConsumer()]),
         ContactRefreshTask(),
         SegmentScheduleTask(),
         AnonymousPurgeTask(),
+        ScoreDecayTask(),
         TraitsRefreshTask(),
     ]

@@ -209,6 +209,7 @@ def upgrade() -> None:
         sa.Column("delta", sa.Integer(), nullable=False),
         sa.Column("score", sa.Integer(), nullable=False),
         sa.Column("reason", sa.String(length=20), nullable=False),
+        sa.Column("note", sa.String(length=200), nullable=True),
         sa.Column("rule_id", sa.Uuid(), nullable=True),
         sa.Column("event_id", sa.BigInteger(), nullable=True),
         sa.Column("changed_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),

@@ -1,0 +1,1 @@
+"""Lead scoring: score models, rules on events, thresholds, decay and history."""
