@@ -17,6 +17,8 @@ from postillon.models import Contact, Event
 # Where tracking puts what it derives from a message (see tracking/enrichment.py).
 _ENRICHMENT_KEY = "postillon"
 _NOT_ACTIVITY = frozenset({"internal"})
+# Things done to the contact, not by them: a newsletter delivered is no sign of life.
+_NOT_SEEN = frozenset({"email_sent", "email_delivered", "email_bounced"})
 
 
 class ContactActivityConsumer:
@@ -27,7 +29,7 @@ class ContactActivityConsumer:
     def handle(self, session: Session, events: Sequence[Event], now: datetime) -> None:
         latest: dict[uuid.UUID, tuple[datetime, dict[str, Any]]] = {}
         for event in events:
-            if event.contact_id is None or event.type in _NOT_ACTIVITY:
+            if event.contact_id is None or event.type in _NOT_ACTIVITY or event.name in _NOT_SEEN:
                 continue
             # A device clock ahead of ours must not move "last seen" into the future.
             seen_at = min(event.occurred_at, event.received_at)
