@@ -29,7 +29,7 @@ target (all of them with `--plans`).
 
     ./dev bench segment_refresh [--contacts N] [--events-per-contact N]
                                 [--database-url URL|auto-postgres] [--cache-dir DIR]
-                                [--regenerate] [--plans]
+                                [--regenerate] [--analyze] [--plans]
 """
 
 from __future__ import annotations
@@ -69,6 +69,7 @@ from bench.segment_data import (
     contact_id,
     generate,
     remove_run_leftovers,
+    sqlite_statistics,
 )
 from postillon.events.service import store_events
 from postillon.filters.parsing import parse_filter
@@ -394,6 +395,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--regenerate", action="store_true", help="generate the SQLite file even if cached"
     )
     parser.add_argument(
+        "--analyze",
+        action="store_true",
+        help="on SQLite, run ANALYZE first (Postillon never does; without it the run has "
+        "no statistics, like a Postillon database)",
+    )
+    parser.add_argument(
         "--plans", action="store_true", help="print every query plan, not only those over target"
     )
     args = parser.parse_args(argv)
@@ -425,14 +432,22 @@ def main(argv: list[str] | None = None) -> int:
             generated = generate(url, shape, data_dir, say=_say)
         runtime = bench_runtime(url, data_dir)
         try:
-            if cached:
+            if cached:  # a run that was interrupted may have left its rows
                 remove_run_leftovers(runtime.database, generated.last_event_id)
             print_data(runtime, generated, cached, cached_path)
+            if runtime.database.is_sqlite:
+                seconds = sqlite_statistics(runtime.database, analyze=args.analyze)
+                print_line(
+                    "statistics",
+                    f"ANALYZE run ({seconds:.0f} s)"
+                    if args.analyze
+                    else "none, as in a Postillon database (--analyze runs ANALYZE first)",
+                )
             figures, runs = run_cases(runtime, shape)
             print_figures(figures, runs, backend)
             print_plans(runtime, figures, backend, every=args.plans)
         finally:
-            if cached:
+            if cached_path is not None:
                 remove_run_leftovers(runtime.database, generated.last_event_id)
             runtime.close()
     return 0

@@ -267,6 +267,12 @@ def test_enrichment_on_the_event_and_as_last_seen(
         "country": "GB",  # kept from before: this message had no address
     }
 
+    seen_at = contact["last_seen_at"]
+    clock.advance(timedelta(minutes=10))
+    send(tracker, {"type": "track", "userId": "u-1", "event": "email_delivered"})
+    run_worker_round(runtime)
+    assert contact_by(api, external_id="u-1")["last_seen_at"] == seen_at  # not their doing
+
 
 def test_dwell_time_is_folded_into_the_page_view(tracker: httpx.Client, runtime: Runtime) -> None:
     send(tracker, page("cookie-1", "https://shop/", messageId="view-1"))
