@@ -417,7 +417,7 @@ def prepared(runtime: Runtime) -> Runtime:
 
 
 @settings(
-    max_examples=150,
+    max_examples=300,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

@@ -169,3 +169,30 @@ def test_a_contact_is_judged_the_same_by_the_service(runtime: Runtime) -> None:
         assert runtime.filters.matches(session, node, contact_id)
         assert runtime.filters.members(session, node) == {contact_id}
         assert runtime.filters.count(session, node) == 1
+
+
+@pytest.mark.parametrize(
+    ("doc", "expected"),
+    [
+        ({"attribute": "topics", "op": "contains", "value": "offers"}, True),
+        ({"attribute": "topics", "op": "contains", "value": "off"}, False),
+        ({"attribute": "size", "op": "=", "value": 42}, True),
+        ({"attribute": "size", "op": "=", "value": "42"}, False),
+        ({"attribute": "size", "op": "in", "value": [41.5, 42.0]}, True),
+        ({"attribute": "vip", "op": "=", "value": True}, True),
+        ({"attribute": "vip", "op": "=", "value": 1}, False),
+        ({"field": "score", "op": "in", "value": [2.5, 7]}, False),
+        ({"attribute": "birthday", "op": "age_between", "value": [20, 30]}, True),
+    ],
+)
+def test_sql_and_python_agree_on_typed_values(runtime: Runtime, doc: Any, expected: bool) -> None:
+    """Cases random data rarely hits: list items, numbers against text and true."""
+    attributes = {"topics": ["news", "offers"], "size": 42, "vip": True, "birthday": "2000-01-01"}
+    with runtime.database.transaction() as session:
+        contact = ContactIn(email="typed@example.com", score=3, attributes=attributes)
+        [outcome] = runtime.contacts.upsert_batch(session, [contact])
+        assert outcome.contact_id is not None
+        node = runtime.filters.parse(session, doc)
+        in_sql = outcome.contact_id in runtime.filters.members(session, node)
+        in_python = runtime.filters.matches(session, node, outcome.contact_id)
+        assert (in_sql, in_python) == (expected, expected)

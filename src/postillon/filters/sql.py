@@ -13,14 +13,14 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
-import orjson
 from sqlalchemy import (
     Boolean,
     ColumnElement,
     Float,
+    Integer,
     Numeric,
     Select,
     String,
@@ -87,6 +87,10 @@ def select_members(
 ) -> Select[uuid.UUID]:
     """`SELECT contacts.id` of everyone matching, or of the matching `contact_ids`."""
     compiler = SqlCompiler(dialect, catalog, correlated=contact_ids is not None)
+    if contact_ids is None:
+        direct = compiler.direct_query(node)
+        if direct is not None:
+            return direct
     query = select(contacts.c.id).where(compiler.condition(node))
     if contact_ids is not None:
         query = query.where(contacts.c.id.in_(sorted(contact_ids)))
@@ -127,9 +131,12 @@ class _Json:
         found: Condition = self.kind.in_(self._types[kind])
         return found
 
+    def as_text(self) -> ColumnElement[Any]:
+        """The value as text whatever its type (arrays and objects as JSON)."""
+        return type_coerce(self.raw if self.sqlite else self._text, String)
+
     def text(self) -> ColumnElement[Any]:
-        value = self.raw if self.sqlite else self._text
-        return case((self.is_("string"), type_coerce(value, String)))
+        return case((self.is_("string"), self.as_text()))
 
     def number(self) -> ColumnElement[Any]:
         value = type_coerce(self.raw, Float) if self.sqlite else cast(self._text, Numeric)
@@ -147,7 +154,7 @@ class _Json:
 
     def array_has(self, item: Any) -> Condition:
         if not self.sqlite:
-            contained: Condition = self.raw.op("@>")(cast(orjson.dumps([item]).decode(), JSONB))
+            contained: Condition = self.raw.op("@>")(literal([item], JSONB))
             return contained
         # json_each(doc, path), not json_each(json_extract(…)): the extracted text of a
         # string is not JSON, and SQLite evaluates both sides of the AND below.
@@ -170,6 +177,28 @@ class SqlCompiler:
         self.correlated = correlated
         self.now = catalog.now
         self.today = catalog.now.date()
+
+    def direct_query(self, node: m.Filter) -> Select[uuid.UUID] | None:
+        """For a filter that is one condition on a table with at most one matching row a
+        contact (a tag, a segment, traits, consent), its ids straight from that table."""
+        found: tuple[Any, list[Condition]] | None = None
+        if isinstance(node, m.TagCondition):
+            found = (tags, [tags.c.tag == node.tag])
+        elif isinstance(node, m.SegmentCondition) and node.segment in self.catalog.segments:
+            segment_id = self.catalog.segments[node.segment]
+            found = (
+                memberships,
+                [memberships.c.segment_id == segment_id, memberships.c.exited_at.is_(None)],
+            )
+        elif isinstance(node, m.TraitCondition) and node.kind is not Kind.days_since:
+            holds = values.test_subject(node.test, node.kind, None, now=self.now, stages=())
+            if not holds:
+                test = self.subject_test(traits.c[node.trait], node.kind, node.test)
+                found = (traits, [test])
+        if found is None:
+            return None
+        table, conditions = found
+        return select(table.c.contact_id.label("id")).where(*conditions)
 
     def condition(self, node: m.Filter) -> Condition:
         method: Callable[[Any], Condition] = getattr(self, f"_{type(node).__name__}")
@@ -292,7 +321,12 @@ class SqlCompiler:
     def _event_conditions(
         self, name: str, where: m.PropertyFilter | None, window: m.Window
     ) -> list[Condition]:
-        found: list[Condition] = [events.c.name == name]
+        by_name: ColumnElement[Any] = events.c.name
+        if self.correlated and self.sqlite:
+            # For one contact the (contact_id, occurred_at) index is the way in; without
+            # statistics SQLite would pick (name, occurred_at) and read everyone's events.
+            by_name = by_name.op("||")(literal("", String))
+        found: list[Condition] = [by_name == name]
         if window.days is not None:
             found.append(events.c.occurred_at >= self.now - timedelta(days=window.days))
         if window.start is not None and window.end is not None:
@@ -399,14 +433,26 @@ class SqlCompiler:
             return self.number_test(subject.number(), test)
         if op in (Op.starts_with, Op.ends_with, Op.matches):
             return self.text_test(subject.text(), test)
-        return self._date_test(subject.text(), test)
+        # Only text can look like YYYY-MM-DD (numbers, true/false, arrays and objects read
+        # as text start otherwise), so the date check needs no type check before it.
+        return self._date_test(subject.as_text(), test)
 
     def _json_same(self, subject: _Json, item: Any) -> Condition:
+        """Typed equality with one read of the value where the database allows it."""
+        if not self.sqlite:  # jsonb equality keeps types apart: "1" is not 1, true is not 1
+            same: Condition = subject.raw == literal(item, JSONB)
+            return same
         if isinstance(item, bool):
-            return subject.boolean() == literal(item, Boolean)
-        if isinstance(item, str):
-            return subject.text() == literal(item, String)
-        return subject.number() == literal(item)
+            kind: Condition = subject.kind == ("true" if item else "false")
+            return kind
+        plain: Condition = subject.raw == literal(item)
+        # json_extract hands back arrays and objects as their JSON text, and true and
+        # false as 1 and 0: only then is the type worth asking as well.
+        if isinstance(item, str) and item[:1] in ("[", "{"):
+            return and_(subject.is_("string"), plain)
+        if not isinstance(item, str) and item in (0, 1):
+            return and_(subject.is_("number"), plain)
+        return plain
 
     def text_test(self, value: ColumnElement[Any], test: Test) -> Condition:
         op, operand = test.op, test.value
@@ -444,7 +490,12 @@ class SqlCompiler:
             return value.is_not(None)
         if test.op is Op.empty:
             return value.is_(None)
-        return _compare(value, test.op, test.value)
+        # Each number keeps its own type: bound as the column's type, 2.5 would become an
+        # integer (3) when compared with an integer column.
+        operand = test.value
+        if isinstance(operand, tuple):
+            return _compare(value, test.op, tuple(_number(v) for v in operand))
+        return _compare(value, test.op, _number(operand))
 
     def stage_test(self, column: Any, test: Test) -> Condition:
         stages = self.catalog.stages
@@ -520,18 +571,22 @@ class SqlCompiler:
         op, operand, today = test.op, test.value, self.today
         if op in (Op.before, Op.after):
             return _compare(day, Op.lt if op is Op.before else Op.gt, operand)
+        # BETWEEN: SQLite works the day out once for both bounds.
         if op is Op.within_last_days:
-            return and_(
-                day >= (today - timedelta(days=operand)).isoformat(), day <= today.isoformat()
-            )
+            return day.between((today - timedelta(days=operand)).isoformat(), today.isoformat())
         if op is Op.more_than_days_ago:
             return day < (today - timedelta(days=operand)).isoformat()
         if op is Op.anniversary_within_days:
             return func.substr(day, 6, 5).in_(values.anniversary_days(today, operand))
         if op is Op.age_between:
             low, high = values.age_bounds(today, *operand)
-            return and_(day > low, day <= high)
+            day_after_low = (date.fromisoformat(low) + timedelta(days=1)).isoformat()
+            return day.between(day_after_low, high)
         raise AssertionError(op)
+
+
+def _number(value: int | float) -> ColumnElement[Any]:
+    return literal(value, Float if isinstance(value, float) else Integer)
 
 
 def _compare(value: Any, op: Op, operand: Any) -> Condition:
