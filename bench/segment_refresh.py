@@ -16,11 +16,20 @@ For each: (a) the compiled query alone (`filters.sql.select_members`, the ids fe
 best of 3; (b) the hand-written SQL, best of 3, which must return the same ids; (c) the
 first full refresh (`segments.membership.refresh_everyone`: everyone enters, with a
 `segment_entered` event each) and (d) a second one in the steady state (nothing
-changes), each including its commit. Queries run as the refresh runs them (on
-PostgreSQL after `SET LOCAL work_mem = '256MB'`). Then the incremental path: one new
-`Product Viewed` event for one contact, committed, and the time of
-`membership.refresh_contacts` for that contact over all three segments; 50 runs over
-different contacts, half of them chosen so that the event makes them enter segment 2.
+changes), each including its commit; and (e) one preview count (`FilterService.count`,
+which, unlike the refresh, leaves PostgreSQL's `work_mem` as the server has it). Queries
+run as the refresh runs them (on PostgreSQL after `SET LOCAL work_mem = '256MB'`).
+
+Then the incremental path: one new `Product Viewed` event for one contact, committed,
+and the time of `membership.refresh_contacts` for that contact over all three segments;
+50 runs over different contacts, half of them chosen so that the event makes them enter
+segment 2; then 10 of them again with every statement timed at the driver, to show
+where the time goes. On PostgreSQL this runs twice: right after the full refreshes, when
+`segment_memberships` has no statistics yet, and after `ANALYZE segment_memberships`.
+
+SQLite gets no statistics by default, as a Postillon database has none (nothing in
+Postillon runs ANALYZE); `--analyze` runs ANALYZE first. PostgreSQL gets the `VACUUM
+ANALYZE` autovacuum would run after the load.
 
 Targets (the issue's, on 2 cores): a full refresh of each segment ≤ 5 s on SQLite and
 ≤ 3 s on PostgreSQL, the compiled query ≤ 1.5 x the hand-written one, an incremental
@@ -46,7 +55,7 @@ from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import TextClause, Uuid, bindparam, column, text
+from sqlalchemy import TextClause, Uuid, bindparam, column, event, text
 from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
@@ -85,6 +94,7 @@ TARGET_RATIO = 1.5
 TARGET_INCREMENTAL_MS = 5.0
 QUERY_RUNS = 3
 INCREMENTAL_RUNS = 50
+STATEMENT_RUNS = 10  # refresh_contacts again with each statement timed at the driver
 DEFAULT_CACHE = Path(tempfile.gettempdir()) / "postillon-bench-cache"
 
 
@@ -169,7 +179,8 @@ CASES = (
 # Contacts one more running view makes members of segment 2: exactly two such views in
 # the window and no order (the incremental runs use some of them).
 ON_THE_EDGE = {
-    dialect: sql.replace("HAVING count(*) >= 3", "HAVING count(*) = 2") + " ORDER BY 1 LIMIT :limit"
+    dialect: sql.replace("HAVING count(*) >= 3", "HAVING count(*) = 2")
+    + " ORDER BY 1 LIMIT :limit OFFSET :offset"
     for dialect, sql in CASES[1].sql.items()
 }
 
@@ -247,6 +258,7 @@ class CaseFigures:
     compiled: list[float] = field(default_factory=list)
     hand: list[float] = field(default_factory=list)
     refreshes: list[Refresh] = field(default_factory=list)
+    preview: float = 0.0  # FilterService.count, as a preview counts (no work_mem raised)
 
     @property
     def ratio(self) -> float:
@@ -255,11 +267,16 @@ class CaseFigures:
 
 @dataclass
 class IncrementalRun:
+    contact: uuid.UUID
     on_the_edge: bool
     seconds: float
     commit_seconds: float
     entered: int
     exited: int
+    # Per segment key, after the refresh: building the statement for this one contact
+    # (`select_members`), and running it.
+    build_seconds: dict[str, float] = field(default_factory=dict)
+    query_seconds: dict[str, float] = field(default_factory=dict)
 
 
 def fetch_ids(session: Session, statement: Any) -> tuple[float, list[uuid.UUID]]:
@@ -291,6 +308,10 @@ def measure_queries(runtime: Runtime, case: Case, catalog: Catalog) -> CaseFigur
             f"{len(set(hand_ids) - set(compiled_ids)):,} only in the second"
         )
     figures.members = len(compiled_ids)
+    with runtime.database.transaction(read_only=True) as session:
+        started = time.perf_counter()
+        runtime.filters.count(session, parse_filter(case.filter), catalog=catalog)
+        figures.preview = time.perf_counter() - started
     return figures
 
 
@@ -318,52 +339,116 @@ def full_refresh(runtime: Runtime, key: str) -> Refresh:
     )
 
 
-def incremental_runs(runtime: Runtime, shape: Shape) -> list[IncrementalRun]:
+@dataclass
+class IncrementalPass:
+    title: str
+    runs: list[IncrementalRun]
+    statements: list[StatementTimes]
+
+
+def incremental_pass(runtime: Runtime, shape: Shape, number: int, title: str) -> IncrementalPass:
+    """`INCREMENTAL_RUNS` incremental refreshes, then some again with each statement
+    timed; each pass takes other contacts."""
+    runs = incremental_runs(runtime, shape, number)
+    statements = statement_times(runtime, [run.contact for run in runs[:STATEMENT_RUNS]])
+    return IncrementalPass(title, runs, statements)
+
+
+def incremental_runs(runtime: Runtime, shape: Shape, number: int) -> list[IncrementalRun]:
     """One new event, committed, then `refresh_contacts` for its contact over every
     segment; for contacts on the edge of segment 2 and for contacts drawn at random."""
     dialect = runtime.database.engine.dialect.name
     now = runtime.clock.now()
-    values = {**parameters(now), "limit": INCREMENTAL_RUNS // 2}
+    half = INCREMENTAL_RUNS // 2
+    values = {**parameters(now), "limit": half, "offset": number * half}
     edge_query = hand_written(ON_THE_EDGE[dialect], values)
     with runtime.database.transaction(read_only=True) as session:
         edge = list(session.scalars(edge_query))
         ordered = membership.in_dependency_order(segments_repository.all_segments(session))
         catalog = runtime.filters.catalog(session)
-    rng = random.Random(shape.seed + 2)
+    rng = random.Random(shape.seed + 2 + number)
     edge_set = set(edge)
     drawn = [contact_id(shape, n) for n in rng.sample(range(shape.contacts), INCREMENTAL_RUNS)]
     drawn = [id_ for id_ in drawn if id_ not in edge_set][: INCREMENTAL_RUNS - len(edge)]
     chosen = [(id_, True) for id_ in edge] + [(id_, False) for id_ in drawn]
     rng.shuffle(chosen)
     runs = []
-    for number, (id_, on_the_edge) in enumerate(chosen):
+    for id_, on_the_edge in chosen:
         with runtime.database.transaction() as session:
-            store_events(session, [_viewed_running(id_, number, now)], now=now)
+            store_events(session, [_viewed_running(id_, now)], now=now)
         with runtime.database.transaction() as session:
             started = time.perf_counter()
             changes = membership.refresh_contacts(session, ordered, [id_], catalog, now)
             session.flush()
             refreshed = time.perf_counter()
         committed = time.perf_counter()
-        runs.append(
-            IncrementalRun(
-                on_the_edge,
-                refreshed - started,
-                committed - refreshed,
-                sum(len(c.entered) for c in changes.values()),
-                sum(len(c.exited) for c in changes.values()),
-            )
+        run = IncrementalRun(
+            id_,
+            on_the_edge,
+            refreshed - started,
+            committed - refreshed,
+            sum(len(c.entered) for c in changes.values()),
+            sum(len(c.exited) for c in changes.values()),
         )
+        with runtime.database.transaction(read_only=True) as session:
+            for compiled in ordered:
+                started = time.perf_counter()
+                statement = select_members(compiled.filter, catalog, dialect, contact_ids=[id_])
+                built = time.perf_counter()
+                list(session.scalars(statement))
+                run.build_seconds[compiled.segment.key] = built - started
+                run.query_seconds[compiled.segment.key] = time.perf_counter() - built
+        runs.append(run)
     return runs
 
 
-def _viewed_running(contact: uuid.UUID, number: int, now: datetime) -> dict[str, Any]:
+@dataclass
+class StatementTimes:
+    """What one kind of statement cost inside `refresh_contacts`, as the app ran it."""
+
+    sql: str
+    seconds: list[float] = field(default_factory=list)
+    parameters: Any = None
+
+
+def statement_times(runtime: Runtime, contacts: Sequence[uuid.UUID]) -> list[StatementTimes]:
+    """`refresh_contacts` again for `contacts` (nothing changes any more), each database
+    call timed at the driver; the statements, slowest first."""
+    engine = runtime.database.engine
+    now = runtime.clock.now()
+    found: dict[str, StatementTimes] = {}
+    started: list[float] = []
+
+    def before(*args: Any) -> None:
+        started.append(time.perf_counter())
+
+    def after(_c: Any, _cursor: Any, sql: str, parameters: Any, *rest: Any) -> None:
+        entry = found.setdefault(sql, StatementTimes(sql))
+        entry.seconds.append(time.perf_counter() - started.pop())
+        entry.parameters = parameters
+
+    with runtime.database.transaction(read_only=True) as session:
+        ordered = membership.in_dependency_order(segments_repository.all_segments(session))
+        catalog = runtime.filters.catalog(session)
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "after_cursor_execute", after)
+    try:
+        for id_ in contacts:
+            with runtime.database.transaction() as session:
+                membership.refresh_contacts(session, ordered, [id_], catalog, now)
+    finally:
+        event.remove(engine, "before_cursor_execute", before)
+        event.remove(engine, "after_cursor_execute", after)
+    return sorted(found.values(), key=lambda e: -statistics.median(e.seconds))
+
+
+def _viewed_running(contact: uuid.UUID, now: datetime) -> dict[str, Any]:
     moment = now - timedelta(minutes=1)
     return {
         "contact_id": contact,
         "anonymous_id": None,
         "user_id": None,
-        "message_id": f"incremental-{number}-{uuid.uuid4().hex}",
+        "message_id": f"incremental-{uuid.uuid4().hex}",
         "type": "track",
         "name": "Product Viewed",
         "properties": {"category": "running", "product_id": "p0001", "price": 59.9},
@@ -443,9 +528,11 @@ def main(argv: list[str] | None = None) -> int:
                     if args.analyze
                     else "none, as in a Postillon database (--analyze runs ANALYZE first)",
                 )
-            figures, runs = run_cases(runtime, shape)
-            print_figures(figures, runs, backend)
-            print_plans(runtime, figures, backend, every=args.plans)
+            figures, passes = run_cases(runtime, shape)
+            print_figures(figures, backend)
+            for incremental in passes:
+                print_incremental(incremental, backend)
+            print_plans(runtime, figures, passes[-1], backend, every=args.plans)
         finally:
             if cached_path is not None:
                 remove_run_leftovers(runtime.database, generated.last_event_id)
@@ -457,7 +544,7 @@ def _say(message: str) -> None:
     print(message, flush=True)
 
 
-def run_cases(runtime: Runtime, shape: Shape) -> tuple[list[CaseFigures], list[IncrementalRun]]:
+def run_cases(runtime: Runtime, shape: Shape) -> tuple[list[CaseFigures], list[IncrementalPass]]:
     with runtime.database.transaction(read_only=True) as session:
         catalog = runtime.filters.catalog(session)
     figures = [measure_queries(runtime, case, catalog) for case in CASES]
@@ -471,7 +558,19 @@ def run_cases(runtime: Runtime, shape: Shape) -> tuple[list[CaseFigures], list[I
                 f"bench: segment {case_figures.case.key}: {first.entered:,} entered on the "
                 f"first refresh, but {case_figures.members:,} match"
             )
-    return figures, incremental_runs(runtime, shape)
+    if runtime.database.is_sqlite:
+        return figures, [incremental_pass(runtime, shape, 0, "")]
+    fresh = incremental_pass(
+        runtime, shape, 0, "right after the full refreshes (segment_memberships not analyzed)"
+    )
+    with runtime.database.engine.connect().execution_options(
+        isolation_level="AUTOCOMMIT"
+    ) as connection:
+        connection.exec_driver_sql("ANALYZE segment_memberships")
+    analyzed = incremental_pass(
+        runtime, shape, 1, "after ANALYZE segment_memberships (as autovacuum soon runs it)"
+    )
+    return figures, [fresh, analyzed]
 
 
 def print_data(
@@ -501,9 +600,7 @@ def print_data(
     print_line("now", f"{ANCHOR.isoformat()} (a virtual clock; the data end there)")
 
 
-def print_figures(
-    figures: Sequence[CaseFigures], runs: Sequence[IncrementalRun], backend: str
-) -> None:
+def print_figures(figures: Sequence[CaseFigures], backend: str) -> None:
     target = TARGET_SECONDS[backend]
     for number, case_figures in enumerate(figures, start=1):
         case = case_figures.case
@@ -515,6 +612,7 @@ def print_figures(
             runs_text = ", ".join(f"{t:.3f}" for t in times)
             print_line(label, f"{min(times):8.3f} s   (best of {runs_text})")
         print_line("compiled / hand-written", f"{case_figures.ratio:8.2f}")
+        print_line("preview count (FilterService.count)", f"{case_figures.preview:8.3f} s")
         for label, refresh in zip(
             ("full refresh, first", "full refresh, steady state"),
             case_figures.refreshes,
@@ -537,10 +635,15 @@ def print_figures(
                 f"target ({backend}): refresh, {label}", seconds_verdict(refresh.seconds, target)
             )
 
+
+def print_incremental(incremental: IncrementalPass, backend: str) -> None:
+    runs = incremental.runs
     print_heading(
-        f"incremental refresh after one event: refresh_contacts over {len(figures)} "
-        f"segments, {len(runs)} contacts"
+        f"incremental refresh after one event: refresh_contacts over {len(CASES)} segments, "
+        f"{len(runs)} contacts"
     )
+    if incremental.title:
+        print_line("when", incremental.title)
     groups = (
         ("all contacts", list(runs)),
         ("drawn at random", [r for r in runs if not r.on_the_edge]),
@@ -560,8 +663,28 @@ def print_figures(
         )
     commits = [r.commit_seconds for r in runs]
     print_line("commit after it", f"median {statistics.median(commits) * 1000:.2f} ms")
+    for number, case in enumerate(CASES, start=1):
+        built = statistics.median(r.build_seconds[case.key] for r in runs)
+        ran = statistics.median(r.query_seconds[case.key] for r in runs)
+        print_line(
+            f"segment {number}",
+            f"median {built * 1000:.2f} ms to build its statement (select_members), "
+            f"{ran * 1000:.2f} ms to run it",
+        )
     median = statistics.median(r.seconds for r in runs)
     print_line(f"target ({backend}): median", seconds_verdict(median, TARGET_INCREMENTAL_MS / 1000))
+    print(
+        f"  its statements, timed at the driver ({STATEMENT_RUNS} of these contacts again, "
+        "nothing changing):"
+    )
+    for entry in incremental.statements:
+        sql = " ".join(entry.sql.split())
+        calls = len(entry.seconds) / STATEMENT_RUNS
+        median = statistics.median(entry.seconds) * 1000
+        print_line(
+            f"  {median:5.2f} ms median, {calls:g} a refresh",
+            sql[:80] + ("…" if len(sql) > 80 else ""),
+        )
 
 
 def _percentile(ordered: Sequence[float], share: float) -> float:
@@ -569,7 +692,12 @@ def _percentile(ordered: Sequence[float], share: float) -> float:
 
 
 def print_plans(
-    runtime: Runtime, figures: Sequence[CaseFigures], backend: str, *, every: bool
+    runtime: Runtime,
+    figures: Sequence[CaseFigures],
+    incremental: IncrementalPass,
+    backend: str,
+    *,
+    every: bool,
 ) -> None:
     target = TARGET_SECONDS[backend]
     dialect = runtime.database.engine.dialect
@@ -577,7 +705,11 @@ def print_plans(
         catalog = runtime.filters.catalog(session)
     for number, case_figures in enumerate(figures, start=1):
         case = case_figures.case
-        slow = min(case_figures.compiled) > target or case_figures.ratio > TARGET_RATIO
+        slow = (
+            min(case_figures.compiled) > target
+            or case_figures.ratio > TARGET_RATIO
+            or any(refresh.seconds > target for refresh in case_figures.refreshes)
+        )
         if not (slow or every):
             continue
         compiled = select_members(parse_filter(case.filter), catalog, dialect.name)
@@ -596,6 +728,32 @@ def print_plans(
                 plan = query_plan(session, compiled, analyze=False)
             print("  plan, compiled, with the server's work_mem (as preview and count run it):")
             print(_indent("\n".join(plan), 4))
+
+    runs, statements = incremental.runs, incremental.statements
+    median = statistics.median(run.seconds for run in runs)
+    if median <= TARGET_INCREMENTAL_MS / 1000 and not every:
+        return
+    contact = next((run.contact for run in runs if run.on_the_edge), runs[0].contact)
+    print_heading(f"plans of the incremental refresh, for contact {contact}")
+    for number, case in enumerate(CASES, start=1):
+        node = parse_filter(case.filter)
+        statement = select_members(node, catalog, dialect.name, contact_ids=[contact])
+        with runtime.database.transaction(read_only=True) as session:
+            plan = query_plan(session, statement)
+        print(f"  segment {number}, {case.title}:")
+        print(_indent(sql_text(statement, dialect), 4))
+        print(_indent("\n".join(plan), 4))
+    slowest = next((e for e in statements if e.sql.lstrip().upper().startswith("SELECT")), None)
+    if slowest is None:
+        return
+    explain = "EXPLAIN QUERY PLAN" if dialect.name == "sqlite" else "EXPLAIN (ANALYZE, BUFFERS)"
+    with runtime.database.transaction(read_only=True) as session:
+        rows = session.connection().exec_driver_sql(f"{explain} {slowest.sql}", slowest.parameters)
+        plan = [str(row[-1] if dialect.name == "sqlite" else row[0]) for row in rows]
+    print("  the slowest SELECT of refresh_contacts, with its last parameters:")
+    print(_indent(slowest.sql, 4))
+    print(f"    parameters: {slowest.parameters}")
+    print(_indent("\n".join(plan), 4))
 
 
 def _indent(block: str, spaces: int) -> str:
