@@ -13,7 +13,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import (
@@ -580,8 +580,9 @@ class SqlCompiler:
             return func.substr(day, 6, 5).in_(values.anniversary_days(today, operand))
         if op is Op.age_between:
             low, high = values.age_bounds(today, *operand)
-            day_after_low = (date.fromisoformat(low) + timedelta(days=1)).isoformat()
-            return day.between(day_after_low, high)
+            # `day` has exactly ten characters, so day > low is day >= low + any suffix
+            # (not the next date: "1990-01-32" lies between the 31st and February).
+            return day.between(low + "T", high)
         raise AssertionError(op)
 
 

@@ -107,11 +107,12 @@ def refresh_contacts(
     segment, whatever the number of contacts."""
     dialect = session.get_bind().dialect.name
     changes: dict[str, Changes] = {}
+    members = repository.current_memberships(session, contact_ids)
     for compiled in ordered:
         segment = compiled.segment
         query = select_members(compiled.filter, catalog, dialect, contact_ids=contact_ids)
         matching = set(session.scalars(query))
-        current = repository.current_members(session, segment.id, contact_ids)
+        current = members.get(segment.id, set())
         entered, exited = sorted(matching - current), sorted(current - matching)
         if not entered and not exited:
             continue
