@@ -11,7 +11,7 @@ false, never NULL) so that `not` means "everyone else".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -21,12 +21,10 @@ from sqlalchemy import (
     ColumnElement,
     Float,
     Integer,
-    Numeric,
     Select,
     String,
     and_,
     case,
-    cast,
     exists,
     false,
     func,
@@ -41,6 +39,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 
 from postillon.filters import model as m
 from postillon.filters import values
+from postillon.filters.json_path import JsonPath
 from postillon.filters.model import Kind, Op, Test
 from postillon.kit.repository import table_of
 from postillon.kit.types import UTCDateTime
@@ -97,78 +96,6 @@ def select_members(
     return query
 
 
-class _Json:
-    """Typed reads of a path in a JSON column: each is NULL unless the value has that type."""
-
-    def __init__(self, dialect: str, doc: Any, path: Sequence[str]) -> None:
-        self.sqlite = dialect == "sqlite"
-        if self.sqlite:
-            location = "$" + "".join(f'."{part}"' for part in path)
-            self._doc, self._location = doc, location
-            self.kind: Any = func.json_type(doc, location)
-            self.raw: Any = func.json_extract(doc, location)
-            self._types = {
-                "string": ("text",),
-                "number": ("integer", "real"),
-                "boolean": ("true", "false"),
-                "array": ("array",),
-                "value": ("true", "false", "integer", "real", "text", "array", "object"),
-            }
-        else:
-            keys = [literal(part, String) for part in path]
-            self.raw = func.jsonb_extract_path(doc, *keys, type_=JSONB)
-            self.kind = func.jsonb_typeof(self.raw)
-            self._text = func.jsonb_extract_path_text(doc, *keys, type_=String)
-            self._types = {
-                "string": ("string",),
-                "number": ("number",),
-                "boolean": ("boolean",),
-                "array": ("array",),
-                "value": ("string", "number", "boolean", "array", "object"),
-            }
-
-    def is_(self, kind: str) -> Condition:
-        found: Condition = self.kind.in_(self._types[kind])
-        return found
-
-    def as_text(self) -> ColumnElement[Any]:
-        """The value as text whatever its type (arrays and objects as JSON)."""
-        return type_coerce(self.raw if self.sqlite else self._text, String)
-
-    def text(self) -> ColumnElement[Any]:
-        return case((self.is_("string"), self.as_text()))
-
-    def number(self) -> ColumnElement[Any]:
-        value = type_coerce(self.raw, Float) if self.sqlite else cast(self._text, Numeric)
-        return case((self.is_("number"), value))
-
-    def boolean(self) -> ColumnElement[Any]:
-        if self.sqlite:
-            return case((self.kind == "true", True), (self.kind == "false", False))
-        return case((self.is_("boolean"), self._text == "true"))
-
-    def array_length(self) -> ColumnElement[Any]:
-        if self.sqlite:
-            return case((self.is_("array"), func.json_array_length(self.raw)))
-        return case((self.is_("array"), func.jsonb_array_length(self.raw)))
-
-    def array_has(self, item: Any) -> Condition:
-        if not self.sqlite:
-            contained: Condition = self.raw.op("@>")(literal([item], JSONB))
-            return contained
-        # json_each(doc, path), not json_each(json_extract(…)): the extracted text of a
-        # string is not JSON, and SQLite evaluates both sides of the AND below.
-        element = func.json_each(self._doc, self._location).table_valued("value", "type")
-        kinds = (
-            ("true",) if item is True else ("false",) if item is False
-            else self._types["string"] if isinstance(item, str) else self._types["number"]
-        )  # fmt: skip
-        match: Condition = element.c.type.in_(kinds)
-        if not isinstance(item, bool):
-            match = and_(match, element.c.value == literal(item))
-        return and_(self.is_("array"), exists(select(1).select_from(element).where(match)))
-
-
 class SqlCompiler:
     def __init__(self, dialect: str, catalog: Catalog, *, correlated: bool) -> None:
         self.dialect = dialect
@@ -219,13 +146,13 @@ class SqlCompiler:
 
     def _FieldCondition(self, node: m.FieldCondition) -> Condition:
         if node.field.startswith("last_seen."):
-            subject = _Json(self.dialect, contacts.c.last_seen, [node.field.split(".", 1)[1]])
+            subject = JsonPath(self.dialect, contacts.c.last_seen, [node.field.split(".", 1)[1]])
             return self._two_valued(self.json_test(subject, node.test))
         column = contacts.c[node.field]
         return self._two_valued(self.subject_test(column, node.kind, node.test))
 
     def _AttributeCondition(self, node: m.AttributeCondition) -> Condition:
-        subject = _Json(self.dialect, contacts.c.attributes, node.path)
+        subject = JsonPath(self.dialect, contacts.c.attributes, node.path)
         return self._two_valued(self.json_test(subject, node.test))
 
     def _TagCondition(self, node: m.TagCondition) -> Condition:
@@ -313,7 +240,7 @@ class SqlCompiler:
 
     def _revenue(self) -> ColumnElement[Any]:
         reads = [
-            _Json(self.dialect, events.c.properties, [name])
+            JsonPath(self.dialect, events.c.properties, [name])
             for name in self.catalog.revenue_properties
         ]
         return case(*((read.is_("number"), read.number()) for read in reads), else_=0)
@@ -343,7 +270,7 @@ class SqlCompiler:
             return or_(*(self.property_condition(item) for item in node.items))
         if isinstance(node, m.PropertyNot):
             return not_(self.property_condition(node.item))
-        subject = _Json(self.dialect, events.c.properties, node.path)
+        subject = JsonPath(self.dialect, events.c.properties, node.path)
         return self._two_valued(self.json_test(subject, node.test))
 
     # --- shapes of conditions on other tables ---
@@ -405,7 +332,7 @@ class SqlCompiler:
             return self.number_test(column, test)
         return self.text_test(column, test)
 
-    def json_test(self, subject: _Json, test: Test) -> Condition:
+    def json_test(self, subject: JsonPath, test: Test) -> Condition:
         op, operand = test.op, test.value
         if op is Op.exists:
             return subject.is_("value")
@@ -437,7 +364,7 @@ class SqlCompiler:
         # as text start otherwise), so the date check needs no type check before it.
         return self._date_test(subject.as_text(), test)
 
-    def _json_same(self, subject: _Json, item: Any) -> Condition:
+    def _json_same(self, subject: JsonPath, item: Any) -> Condition:
         """Typed equality with one read of the value where the database allows it."""
         if not self.sqlite:  # jsonb equality keeps types apart: "1" is not 1, true is not 1
             same: Condition = subject.raw == literal(item, JSONB)
