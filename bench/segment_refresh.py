@@ -216,11 +216,12 @@ def hand_written(sql: str, values: dict[str, Any]) -> TextualSelect:
 
 
 def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> list[str]:
-    """The plan of `statement` (its values inline: the plan a one-off run gets)."""
+    """The plan of `statement` (its values inline where they can be written as SQL: the
+    plan a one-off run gets; otherwise bound, as Postillon runs it)."""
     connection = session.connection()
-    sql = sql_text(statement, connection.dialect)
+    sql, values = _runnable(statement, connection.dialect)
     if connection.dialect.name == "sqlite":
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}").all()
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values).all()
         depth: dict[int, int] = {0: 0}
         lines = []
         for node, parent, _, detail in rows:
@@ -228,7 +229,25 @@ def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> lis
             lines.append(f"{'  ' * (depth[node] - 1)}{detail}")
         return lines
     options = "(ANALYZE, BUFFERS) " if analyze else ""
-    return [str(row[0]) for row in connection.exec_driver_sql(f"EXPLAIN {options}{sql}")]
+    result = connection.exec_driver_sql(f"EXPLAIN {options}{sql}", values)
+    return [str(row[0]) for row in result]
+
+
+def _runnable(statement: Any, dialect: Any) -> tuple[str, Any]:
+    if isinstance(statement, str):
+        return statement, ()
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})), ()
+    except CompileError:  # a value with no SQL literal form (jsonb): bind them all
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        processors = compiled._bind_processors  # each value as its column type sends it
+        values = {
+            name: processors[name](value) if name in processors else value
+            for name, value in compiled.params.items()
+        }
+        if dialect.name == "sqlite":
+            return str(compiled), tuple(values[name] for name in compiled.positiontup or ())
+        return str(compiled), values
 
 
 def sql_text(statement: Any, dialect: Any) -> str:
