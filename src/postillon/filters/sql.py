@@ -210,7 +210,11 @@ class SqlCompiler:
         if not self.correlated and node.count.op is Op.ge and node.count.value == 1:
             return self._events_in(where, None)
         if not self.correlated and node.count.op is Op.eq and node.count.value == 0:
-            return not_(self._events_in(where, None))
+            if self.sqlite:
+                return not_(self._events_in(where, None))
+            # PostgreSQL runs NOT EXISTS as an anti join over the contact index; NOT IN
+            # needs the whole list hashed in work_mem, or it scans every event.
+            return not_(exists(select(1).where(events.c.contact_id == contacts.c.id, *where)))
         return self._aggregate(
             where, count, lambda c: self.number_test(c, node.count), holds_on_none
         )
