@@ -11,14 +11,13 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postillon.contacts import repository
+from postillon.events.service import DONE_TO_CONTACT
 from postillon.kit.repository import update_rows
 from postillon.models import Contact, Event
 
 # Where tracking puts what it derives from a message (see tracking/enrichment.py).
 _ENRICHMENT_KEY = "postillon"
 _NOT_ACTIVITY = frozenset({"internal"})
-# Things done to the contact, not by them: a newsletter delivered is no sign of life.
-_NOT_SEEN = frozenset({"email_sent", "email_delivered", "email_bounced"})
 
 
 class ContactActivityConsumer:
@@ -29,7 +28,11 @@ class ContactActivityConsumer:
     def handle(self, session: Session, events: Sequence[Event], now: datetime) -> None:
         latest: dict[uuid.UUID, tuple[datetime, dict[str, Any]]] = {}
         for event in events:
-            if event.contact_id is None or event.type in _NOT_ACTIVITY or event.name in _NOT_SEEN:
+            if (
+                event.contact_id is None
+                or event.type in _NOT_ACTIVITY
+                or event.name in DONE_TO_CONTACT
+            ):
                 continue
             # A device clock ahead of ours must not move "last seen" into the future.
             seen_at = min(event.occurred_at, event.received_at)

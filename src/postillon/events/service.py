@@ -17,6 +17,9 @@ from postillon.kit.pagination import Page, decode_cursor, encode_cursor
 from postillon.models import Event
 
 INTERNAL = "internal"
+# Tracked events that happen to the contact rather than being done by them: no sign that
+# they are active (last seen, engagement).
+DONE_TO_CONTACT = frozenset({"email_sent", "email_delivered", "email_bounced"})
 
 
 @dataclass(frozen=True)

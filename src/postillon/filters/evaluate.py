@@ -15,6 +15,7 @@ from postillon.filters import model as m
 from postillon.filters import values
 from postillon.filters.facts import ContactFacts, EventFact
 from postillon.filters.sql import Catalog
+from postillon.traits.purchases import order_revenue
 
 
 class Evaluator:
@@ -104,7 +105,7 @@ class Evaluator:
 
     def _purchases(self, node: m.Purchases, facts: ContactFacts) -> bool:
         orders = list(self._events(facts, self.catalog.purchase_event, None, node.window))
-        revenues = [self.revenue(order.properties) for order in orders]
+        revenues = [order_revenue(order.properties) for order in orders]
         measured: float | None
         if node.measure == "revenue":
             measured = sum(revenues)
@@ -113,15 +114,6 @@ class Evaluator:
         else:
             measured = fmean(revenues) if revenues else None
         return values.test_value(node.test, measured, today=self.today)
-
-    def revenue(self, properties: dict[str, Any]) -> float:
-        """The revenue of a purchase: its first property among `revenue_properties` that
-        is a number, else 0."""
-        for name in self.catalog.revenue_properties:
-            value = properties.get(name)
-            if isinstance(value, int | float) and not isinstance(value, bool):
-                return float(value)
-        return 0.0
 
 
 def _at(document: Any, path: Any) -> Any:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import datetime
 from enum import StrEnum
 from typing import Any
 
@@ -201,8 +201,5 @@ Filter = (
     | Purchases
 )
 
-# Events that count as email engagement, web activity and purchases.
-EMAIL_ENGAGEMENT_EVENTS = ("email_opened", "email_clicked")
+# The event a page view is stored as (what `visited` counts).
 PAGE_VIEW_EVENT = "page_viewed"
-
-DateLike = date | datetime

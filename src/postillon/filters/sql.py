@@ -32,7 +32,6 @@ from sqlalchemy import (
     not_,
     or_,
     select,
-    true,
     type_coerce,
 )
 from sqlalchemy.dialects.postgresql import JSONB
@@ -52,6 +51,7 @@ from postillon.models import (
     Event,
     SegmentMembership,
 )
+from postillon.traits.purchases import revenue_sql
 
 contacts = table_of(Contact)
 events = table_of(Event)
@@ -74,7 +74,6 @@ class Catalog:
     score_models: dict[str, uuid.UUID] = field(default_factory=dict)
     segments: dict[str, uuid.UUID] = field(default_factory=dict)
     purchase_event: str = "Order Completed"
-    revenue_properties: tuple[str, ...] = ("revenue", "total")
 
 
 def select_members(
@@ -243,11 +242,7 @@ class SqlCompiler:
         return self._aggregate(where, aggregate, lambda a: self.number_test(a, node.test), holds)
 
     def _revenue(self) -> ColumnElement[Any]:
-        reads = [
-            JsonPath(self.dialect, events.c.properties, [name])
-            for name in self.catalog.revenue_properties
-        ]
-        return case(*((read.is_("number"), read.number()) for read in reads), else_=0)
+        return revenue_sql(events.c.properties, self.dialect)
 
     def _event_conditions(
         self, name: str, where: m.PropertyFilter | None, window: m.Window
@@ -541,6 +536,3 @@ def _compare(value: Any, op: Op, operand: Any) -> Condition:
     if op is Op.between:
         return and_(value >= operand[0], value <= operand[1])
     raise AssertionError(op)
-
-
-__all__ = ["Catalog", "SqlCompiler", "select_members", "true"]

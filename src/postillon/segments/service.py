@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 
 from postillon.clock import Clock
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound
+from postillon.filters.parsing import parse_filter
 from postillon.filters.service import FilterService
 from postillon.filters.sql import select_members
 from postillon.kit.ids import new_id
@@ -88,8 +89,7 @@ class SegmentService:
         users = [
             other.key
             for other in repository.all_segments(session)
-            if other.key != key
-            and key in membership.segment_references(self.filters.parse(session, other.filter))
+            if other.key != key and key in membership.segment_references(parse_filter(other.filter))
         ]
         if users:
             raise Conflict(

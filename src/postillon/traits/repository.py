@@ -30,6 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from postillon.events.service import DONE_TO_CONTACT
 from postillon.kit.repository import one_of, table_of
 from postillon.kit.types import UTCDateTime
 from postillon.models import Contact, ContactTrait, Event
@@ -42,8 +43,6 @@ _REFRESH_LOCK = 0x74726169  # "trai"
 # Engagement: email engagement or web activity within these windows.
 EMAIL_ENGAGEMENT_EVENTS = ("email_opened", "email_clicked")
 WEB_ACTIVITY_TYPES = ("page", "screen", "track")
-# Tracked, but done to the contact rather than by them: not a sign of engagement.
-NOT_ENGAGEMENT_EVENTS = ("email_sent", "email_delivered", "email_bounced")
 ACTIVE_WITHIN = timedelta(days=30)
 MODERATE_WITHIN = timedelta(days=90)
 
@@ -146,7 +145,7 @@ def refresh(
             Event.contact_id.is_not(None),
             Event.occurred_at >= now - MODERATE_WITHIN,
             or_(Event.name.in_(EMAIL_ENGAGEMENT_EVENTS), Event.type.in_(WEB_ACTIVITY_TYPES)),
-            Event.name.not_in(NOT_ENGAGEMENT_EVENTS),
+            Event.name.not_in(DONE_TO_CONTACT),
             targeted(Event.contact_id),
         )
         .group_by(Event.contact_id)
