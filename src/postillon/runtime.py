@@ -12,6 +12,8 @@ from postillon.filters.service import FilterService
 from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
+from postillon.messages.links import LinkSigner
+from postillon.messages.service import MessageService
 from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
@@ -40,6 +42,8 @@ class Runtime:
     segments: SegmentService
     demo: DemoService
     scoring: ScoringService
+    links: LinkSigner
+    messages: MessageService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -66,6 +70,8 @@ class Runtime:
             segments=SegmentService(filters, clock),
             demo=DemoService(contacts, clock),
             scoring=ScoringService(clock),
+            links=LinkSigner(settings.secret_key, settings.public_url),
+            messages=MessageService(clock),
         )
 
     def close(self) -> None:

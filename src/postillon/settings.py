@@ -6,6 +6,7 @@ import secrets
 from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -51,6 +52,40 @@ class Settings(BaseSettings):
     demo_contacts: int = Field(default=10_000, ge=1)
     # When (UTC) the worker decays the scores of inactive contacts, daily.
     score_decay_time: time = time(3, 0)
+
+    # Where recipients reach this installation: tracking, unsubscribe and preference
+    # links in emails are made absolute with it.
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Email. The sender of messages whose template names none.
+    email_from: str = "Postillon <postillon@localhost>"
+    # The SMTP relay every message goes through (security: none, starttls or tls).
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = 25
+    smtp_security: Literal["none", "starttls", "tls"] = "none"
+    smtp_username: str | None = None
+    smtp_password: str | None = None
+    smtp_timeout_seconds: float = 30.0
+    # Persistent connections kept open to the relay, and the most messages a second
+    # handed to it (the relay's or the ISP's limit).
+    smtp_connections: int = Field(default=4, ge=1, le=64)
+    smtp_rate_per_second: float = Field(default=100.0, gt=0)
+    # DKIM: messages are signed when a domain, a selector and a private key file are set.
+    dkim_domain: str | None = None
+    dkim_selector: str | None = None
+    dkim_private_key_file: Path | None = None
+    # Bounces come back to `bounce+<message token>@bounce_domain` (VERP); the bounce
+    # server listens here for them (DSNs and ARF complaint reports).
+    bounce_domain: str = "localhost"
+    bounce_server_host: str = "127.0.0.1"
+    bounce_server_port: int = 2525
+    # Appended to the links of marketing messages unless a link already has them.
+    email_utm: bool = True
+    email_utm_source: str = "postillon"
+    email_utm_medium: str = "email"
+    # A message that could not be handed over (4xx, connection errors) is retried with
+    # exponential backoff for this long, then failed.
+    send_retry_for: timedelta = timedelta(days=2)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -9,9 +9,11 @@ from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
 from postillon.models.contact_trait import ContactTrait
+from postillon.models.email_template import EmailTemplate
 from postillon.models.event import Event
 from postillon.models.event_queue import EventQueueItem, IdSequence
 from postillon.models.lifecycle import LifecycleStage, StageChange
+from postillon.models.message import Message
 from postillon.models.scoring import ContactScore, ScoreChange, ScoreModel, ScoringRule
 from postillon.models.segment import ContactRefresh, Segment, SegmentMembership
 from postillon.models.suppression import Suppression
@@ -32,10 +34,12 @@ __all__ = [
     "ContactScore",
     "ContactTag",
     "ContactTrait",
+    "EmailTemplate",
     "Event",
     "EventQueueItem",
     "IdSequence",
     "LifecycleStage",
+    "Message",
     "ScoreChange",
     "ScoreModel",
     "ScoringRule",

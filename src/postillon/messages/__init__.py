@@ -1,0 +1,1 @@
+"""Messages: the outbox every channel sends from, signed links, tracking and statistics."""
