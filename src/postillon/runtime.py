@@ -23,6 +23,7 @@ from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
 from postillon.traits.service import TraitsService
 from postillon.users.service import UserService
+from postillon.vouchers.service import VoucherService
 
 
 @dataclass
@@ -46,6 +47,7 @@ class Runtime:
     links: LinkSigner
     messages: MessageService
     templates: TemplateService
+    vouchers: VoucherService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -56,6 +58,7 @@ class Runtime:
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
         links = LinkSigner(settings.secret_key, settings.public_url)
+        vouchers = VoucherService(clock, links)
         return cls(
             settings=settings,
             clock=clock,
@@ -75,7 +78,8 @@ class Runtime:
             scoring=ScoringService(clock),
             links=links,
             messages=MessageService(clock),
-            templates=TemplateService(clock, links, filters),
+            templates=TemplateService(clock, links, filters, vouchers),
+            vouchers=vouchers,
         )
 
     def close(self) -> None:

@@ -33,10 +33,15 @@ MAX_LOOP_DEPTH = 3
 
 
 @dataclass(frozen=True)
-class Calls:
-    """The constant first arguments of the template functions, per function name."""
+class FunctionCall:
+    """A call of a template function (`content`, `content_variants`, `voucher`)."""
 
-    by_function: dict[str, set[str]]
+    function: str
+    key: str | None  # None when the first argument is not a written string
+    line: int
+
+
+TEMPLATE_FUNCTIONS = frozenset({"content", "content_variants", "voucher"})
 
 
 def check_jinja(
@@ -78,18 +83,17 @@ def check_jinja(
     return problems, tree
 
 
-def function_calls(trees: Collection[nodes.Template | None]) -> Calls:
-    """Which content blocks and voucher pools the templates name (constant names only)."""
-    found: dict[str, set[str]] = {}
-    for tree in trees:
-        if tree is None:
-            continue
-        for call in tree.find_all(nodes.Call):
-            if isinstance(call.node, nodes.Name) and call.args:
-                first = call.args[0]
-                if isinstance(first, nodes.Const) and isinstance(first.value, str):
-                    found.setdefault(call.node.name, set()).add(first.value)
-    return Calls(found)
+def function_calls(tree: nodes.Template) -> list[FunctionCall]:
+    """The calls of template functions in a tree, with the key each names."""
+    found: list[FunctionCall] = []
+    for call in tree.find_all(nodes.Call):
+        if isinstance(call.node, nodes.Name) and call.node.name in TEMPLATE_FUNCTIONS:
+            first = call.args[0] if call.args else None
+            key = first.value if isinstance(first, nodes.Const) else None
+            found.append(
+                FunctionCall(call.node.name, key if isinstance(key, str) else None, call.lineno)
+            )
+    return found
 
 
 def _assigned_names(tree: nodes.Template) -> set[str]:

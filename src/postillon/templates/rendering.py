@@ -17,12 +17,13 @@ from datetime import datetime
 from typing import Any
 
 import css_inline
-from jinja2 import Template
+from jinja2 import Template, meta
 from jinja2.exceptions import TemplateError
 
 from postillon.filters.facts import ContactFacts
 from postillon.models import EmailTemplate
 from postillon.templates import placeholders
+from postillon.templates.checks import function_calls
 from postillon.templates.plaintext import html_to_text
 from postillon.templates.sandbox import RANGE_BUDGET, BoundedSandbox, budgeted_range
 
@@ -59,6 +60,12 @@ class CompiledTemplate:
     html: Template
     text: Template
     inline_css: bool
+    # The variables and functions the template reads: links cost a signature each, so
+    # only those a template shows are made.
+    reads: frozenset[str]
+    # The content blocks and voucher pools it names.
+    blocks: frozenset[str]
+    pools: frozenset[str]
 
 
 @dataclass(frozen=True)
@@ -75,12 +82,19 @@ def compile_template(environments: Environments, template: EmailTemplate) -> Com
     else:
         protected, tags = placeholders.protect(template.compiled_html)
         text_source = placeholders.restore(html_to_text(protected), tags)
+    sources = (template.subject, template.preheader or "", html_source, text_source)
+    trees = [environments.text.parse(source) for source in sources]
+    reads = frozenset(name for tree in trees for name in meta.find_undeclared_variables(tree))
+    calls = [call for tree in trees for call in function_calls(tree) if call.key is not None]
     return CompiledTemplate(
         subject=environments.text.from_string(template.subject),
         preheader=environments.text.from_string(template.preheader) if template.preheader else None,
         html=environments.html.from_string(html_source),
         text=environments.text.from_string(text_source),
         inline_css=not inlined,
+        reads=reads,
+        blocks=frozenset(c.key for c in calls if c.function != "voucher" and c.key),
+        pools=frozenset(c.key for c in calls if c.function == "voucher" and c.key),
     )
 
 
@@ -104,15 +118,28 @@ def insert_preheader_slot(html: str) -> str:
     return html[: found.end()] + _PREHEADER + html[found.end() :]
 
 
-def render(compiled: CompiledTemplate, variables: dict[str, Any]) -> RenderedEmail:
-    """The parts of one email; raises TemplateError (or a sandbox error) on failure."""
+class VoucherUnavailable(Exception):
+    """A template asked for a voucher its pool could not give (exhausted or unknown)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def render(
+    compiled: CompiledTemplate,
+    variables: dict[str, Any],
+    text_functions: Mapping[str, Callable[..., Any]] | None = None,
+) -> RenderedEmail:
+    """The parts of one email; raises TemplateError (or a sandbox error) on failure.
+    `text_functions` replace functions of `variables` in the text part."""
     variables["range"] = budgeted_range([RANGE_BUDGET])
     subject = " ".join(compiled.subject.render(variables).split())
     preheader = " ".join(compiled.preheader.render(variables).split()) if compiled.preheader else ""
     html = compiled.html.render(variables, postillon_preheader=preheader)
     if compiled.inline_css:
         html = inline_css(html)
-    text = compiled.text.render(variables)
+    text = compiled.text.render({**variables, **(text_functions or {})})
     return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
 
 
@@ -124,6 +151,8 @@ def inline_css(html: str) -> str:
 
 def failure_of(error: Exception) -> RenderFailure:
     """A RenderFailure saying what went wrong without Python internals."""
+    if isinstance(error, VoucherUnavailable):
+        return RenderFailure(error.reason)
     if isinstance(error, TemplateError):
         return RenderFailure(f"template error: {error.message or type(error).__name__}")
     return RenderFailure(f"template error: {type(error).__name__}: {error}")
@@ -161,19 +190,16 @@ class MessageData:
     message_id: uuid.UUID
     sent_at: datetime
     event: Mapping[str, Any]
-    unsubscribe_url: str
-    preferences_url: str
+    unsubscribe_url: str | None
+    preferences_url: str | None
 
 
-def message_variables(
-    contact: dict[str, Any], data: MessageData, functions: Mapping[str, Callable[..., Any]]
-) -> dict[str, Any]:
-    """The variables of one render: contact, event, message, links and functions."""
+def message_variables(contact: dict[str, Any], data: MessageData) -> dict[str, Any]:
+    """The variables of one render: contact, event, message and links."""
     return {
         "contact": contact,
         "event": data.event,
         "message": {"id": str(data.message_id), "sent_at": data.sent_at},
         "unsubscribe_url": data.unsubscribe_url,
         "preferences_url": data.preferences_url,
-        **functions,
     }

@@ -9,7 +9,7 @@ from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, one_of
-from postillon.models import Contact, EmailTemplate, Message
+from postillon.models import Contact, ContentBlock, EmailTemplate, Message, VoucherPool
 
 
 def template_by_key(session: Session, key: str) -> EmailTemplate | None:
@@ -44,3 +44,35 @@ def delete_template(session: Session, template_id: uuid.UUID) -> None:
 
 def contact_id_by_email(session: Session, email: str) -> uuid.UUID | None:
     return session.scalar(select(Contact.id).where(Contact.email == email))
+
+
+def block_by_key(session: Session, key: str) -> ContentBlock | None:
+    return session.scalars(select(ContentBlock).where(ContentBlock.key == key)).one_or_none()
+
+
+def blocks_by_key(session: Session, keys: Collection[str]) -> dict[str, ContentBlock]:
+    if not keys:
+        return {}
+    query = select(ContentBlock).where(one_of(session, ContentBlock.key, sorted(keys)))
+    return {block.key: block for block in session.scalars(query)}
+
+
+def all_blocks(session: Session) -> list[ContentBlock]:
+    return list(session.scalars(select(ContentBlock).order_by(ContentBlock.key)))
+
+
+def add_block(session: Session, block: ContentBlock) -> None:
+    session.add(block)
+    session.flush()
+
+
+def delete_block(session: Session, block_id: uuid.UUID) -> None:
+    session.execute(delete(ContentBlock).where(ContentBlock.id == block_id))
+
+
+def voucher_pool_keys(session: Session, keys: Collection[str]) -> set[str]:
+    """Which of `keys` name voucher pools (templates check the pools they use)."""
+    if not keys:
+        return set()
+    query = select(VoucherPool.key).where(one_of(session, VoucherPool.key, sorted(keys)))
+    return set(session.scalars(query))

@@ -92,3 +92,32 @@ class PreviewOut(BaseModel):
     preheader: str
     html: str
     text: str
+
+
+class VariantIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str
+    priority: int = Field(default=0, description="higher first among matching variants")
+    filter: dict[str, Any] | None = Field(
+        default=None, description="who may see it, in the filter language; null: everyone"
+    )
+    content: str = Field(description="HTML with Jinja placeholders")
+
+
+class ContentBlockIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    key: str = Field(description='what templates call it by: content("key")')
+    name: str | None = None
+    variants: list[VariantIn] = Field(default_factory=list, max_length=500)
+
+
+class ContentBlockOut(BaseModel):
+    id: uuid.UUID
+    key: str
+    name: str
+    variants: list[VariantIn]
+    version: int
+    created_at: datetime
+    updated_at: datetime

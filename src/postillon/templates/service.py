@@ -5,20 +5,22 @@ from __future__ import annotations
 import re
 import uuid
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from postillon.clock import Clock
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound
-from postillon.filters.facts import ContactFacts, load_facts
+from postillon.filters.facts import load_facts
 from postillon.filters.service import FilterService
 from postillon.kit.ids import new_id
 from postillon.messages.links import LinkSigner
 from postillon.models import EmailTemplate, Message
 from postillon.templates import repository
-from postillon.templates.checks import check_jinja, compile_mjml
+from postillon.templates.blocks import CompiledVariant, ContentBlockService, matching_variants
+from postillon.templates.checks import FunctionCall, check_jinja, compile_mjml, function_calls
+from postillon.templates.functions import bind_functions
 from postillon.templates.rendering import (
     CompiledTemplate,
     Environments,
@@ -40,6 +42,8 @@ from postillon.templates.schemas import (
     TemplatePatch,
     TemplateSummary,
 )
+from postillon.vouchers import repository as vouchers_repository
+from postillon.vouchers.service import Voucher, VoucherService
 
 _KEY = re.compile(r"[a-z0-9_-]{1,100}")
 # Compiled template versions kept per process; a newsletter and a few journeys fit easily.
@@ -49,16 +53,18 @@ _EDITABLE = (
     "reply_to", "kind", "topic",
 )  # fmt: skip
 
-Functions = Mapping[str, Callable[..., Any]]
-
 
 class TemplateService:
-    def __init__(self, clock: Clock, links: LinkSigner, filters: FilterService) -> None:
+    def __init__(
+        self, clock: Clock, links: LinkSigner, filters: FilterService, vouchers: VoucherService
+    ) -> None:
         self.clock = clock
         self.links = links
         self.filters = filters
+        self.vouchers = vouchers
         html, text = build_environments()
         self.environments = Environments(html=html, text=text)
+        self.blocks = ContentBlockService(clock, filters, self.environments)
         self._compiled: OrderedDict[tuple[uuid.UUID, int], CompiledTemplate] = OrderedDict()
 
     # Saving and reading
@@ -93,7 +99,7 @@ class TemplateService:
     def get(self, session: Session, key: str) -> TemplateOut:
         return TemplateOut.model_validate(self._template(session, key), from_attributes=True)
 
-    def list(self, session: Session) -> list[TemplateSummary]:
+    def list_templates(self, session: Session) -> list[TemplateSummary]:
         return [
             TemplateSummary.model_validate(template, from_attributes=True)
             for template in repository.all_templates(session)
@@ -138,6 +144,7 @@ class TemplateService:
         """The compiled HTML of a template's fields, or InvalidInput naming each problem
         with its field and line."""
         problems: list[FieldProblem] = []
+        calls: list[tuple[str, FunctionCall]] = []
         for field in ("subject", "preheader", "body", "text_body"):
             source = fields.get(field)
             if not source:
@@ -145,8 +152,11 @@ class TemplateService:
                     problems.append(FieldProblem(field, "must not be empty"))
                 continue
             environment = self.environments.html if field == "body" else self.environments.text
-            found, _ = check_jinja(environment, source, field)
+            found, tree = check_jinja(environment, source, field)
             problems.extend(found)
+            if tree is not None:
+                calls.extend((field, call) for call in function_calls(tree))
+        problems.extend(self._reference_problems(session, calls))
         if problems:
             raise InvalidInput.of(problems)
         body: str = fields["body"]
@@ -157,46 +167,117 @@ class TemplateService:
             raise InvalidInput.of(problems)
         return compiled
 
+    def _reference_problems(
+        self, session: Session, calls: Sequence[tuple[str, FunctionCall]]
+    ) -> list[FieldProblem]:
+        """Template functions must name, as written strings, blocks and pools that exist."""
+        blocks = repository.blocks_by_key(
+            session, {c.key for _, c in calls if c.key and c.function != "voucher"}
+        )
+        pools = repository.voucher_pool_keys(
+            session, {c.key for _, c in calls if c.key and c.function == "voucher"}
+        )
+        problems: list[FieldProblem] = []
+        for field, call in calls:
+            where = f"line {call.line}: {call.function}()"
+            if call.key is None:
+                problems.append(FieldProblem(field, f"{where} takes a key written as a string"))
+            elif call.function == "voucher" and call.key not in pools:
+                problems.append(
+                    FieldProblem(field, f"{where}: there is no voucher pool {call.key!r}")
+                )
+            elif call.function != "voucher" and call.key not in blocks:
+                problems.append(
+                    FieldProblem(field, f"{where}: there is no content block {call.key!r}")
+                )
+        return problems
+
     # Rendering
 
     def render_messages(
         self, session: Session, messages: Sequence[Message]
     ) -> dict[uuid.UUID, RenderedEmail | RenderFailure]:
-        """Each message rendered from its template, contact and context: the data of all
-        of them loaded in a few queries, whatever their number."""
+        """Each message rendered from its template, contact and context: contacts, content
+        decisions and vouchers of all of them in a few queries, whatever their number."""
         results: dict[uuid.UUID, RenderedEmail | RenderFailure] = {}
         templates = repository.templates_by_id(
             session, {m.template_id for m in messages if m.template_id is not None}
         )
+        compiled = {
+            template_id: self._compiled_version(template)
+            for template_id, template in templates.items()
+        }
         catalog = self.filters.catalog(session)
-        facts = load_facts(session, {m.contact_id for m in messages}, catalog=catalog)
+        blocks = self.blocks.compiled_blocks(
+            session, {key for one in compiled.values() for key in one.blocks}, catalog
+        )
+        names = {name for block in blocks.values() for name in block.event_names(catalog)}
+        facts = load_facts(
+            session, {m.contact_id for m in messages}, catalog=catalog, event_names=names
+        )
+        variants = matching_variants(blocks, facts, catalog)
+        vouchers = self._vouchers(session, messages, compiled)
         contacts: dict[uuid.UUID, dict[str, Any]] = {}
         now = self.clock.now()
         for message in messages:
-            template = templates.get(message.template_id) if message.template_id else None
-            one = facts.get(message.contact_id)
+            template = compiled.get(message.template_id) if message.template_id else None
             if template is None:
                 results[message.id] = RenderFailure("the message has no template")
                 continue
-            if one is None:
+            if message.contact_id not in facts:
                 results[message.id] = RenderFailure("the contact does not exist")
                 continue
             if message.contact_id not in contacts:
-                contacts[message.contact_id] = contact_variables(one)
+                contacts[message.contact_id] = contact_variables(facts[message.contact_id])
             data = MessageData(
                 message_id=message.id,
                 sent_at=now,
                 event=message.context or {},
-                unsubscribe_url=self.links.unsubscribe_url(message.id),
-                preferences_url=self.links.preferences_url(message.contact_id),
+                unsubscribe_url=self.links.unsubscribe_url(message.id)
+                if "unsubscribe_url" in template.reads
+                else None,
+                preferences_url=self.links.preferences_url(message.contact_id)
+                if "preferences_url" in template.reads
+                else None,
             )
+            variables = message_variables(contacts[message.contact_id], data)
             results[message.id] = self._render_one(
-                template, message_variables(contacts[message.contact_id], data, {})
+                template,
+                variables,
+                variants.get(message.contact_id, {}),
+                vouchers.get(message.contact_id, {}),
             )
         return results
 
+    def _vouchers(
+        self,
+        session: Session,
+        messages: Sequence[Message],
+        compiled: Mapping[uuid.UUID, CompiledTemplate],
+    ) -> dict[uuid.UUID, dict[str, Voucher | str]]:
+        """Each contact's voucher of each pool its templates name (assigned now if it has
+        none), or why there is none: one assignment per pool for the whole batch."""
+        wanted: dict[str, dict[uuid.UUID, uuid.UUID]] = {}
+        for message in messages:
+            template = compiled.get(message.template_id) if message.template_id else None
+            for key in template.pools if template else ():
+                wanted.setdefault(key, {}).setdefault(message.contact_id, message.id)
+        found: dict[uuid.UUID, dict[str, Voucher | str]] = {}
+        pools = vouchers_repository.pools_by_key(session, wanted)
+        for key, messages_by_contact in wanted.items():
+            pool = pools.get(key)
+            given = self.vouchers.assign(session, pool, messages_by_contact) if pool else {}
+            for contact_id in messages_by_contact:
+                found.setdefault(contact_id, {})[key] = given.get(contact_id) or (
+                    f"voucher pool {key!r} has no free code left"
+                    if pool
+                    else f"there is no voucher pool {key!r}"
+                )
+        return found
+
     def preview(self, session: Session, key: str, data: PreviewIn) -> PreviewOut:
-        """The template rendered for one contact and context, assigning nothing."""
+        """The template rendered for one contact and context; vouchers are not assigned
+        (the contact's own code, or a sample)."""
         template = self._template(session, key)
         contact_id = data.contact_id
         if contact_id is None and data.email is not None:
@@ -204,13 +285,20 @@ class TemplateService:
         if contact_id is None:
             where = "email" if data.email is not None else "contact_id"
             raise InvalidInput.at(where, "names no contact")
-        facts = load_facts(session, [contact_id], catalog=self.filters.catalog(session))
-        one: ContactFacts | None = facts.get(contact_id)
-        if one is None:
+        compiled = self._compiled_version(template)
+        catalog = self.filters.catalog(session)
+        blocks = self.blocks.compiled_blocks(session, set(compiled.blocks), catalog)
+        names = {name for block in blocks.values() for name in block.event_names(catalog)}
+        facts = load_facts(session, [contact_id], catalog=catalog, event_names=names)
+        if contact_id not in facts:
             raise InvalidInput.at("contact_id", "names no contact")
+        pools = vouchers_repository.pools_by_key(session, compiled.pools)
+        vouchers: dict[str, Voucher | str] = {
+            key: self.vouchers.sample(session, pool, contact_id) for key, pool in pools.items()
+        }
         preview_id = new_id()
         variables = message_variables(
-            contact_variables(one),
+            contact_variables(facts[contact_id]),
             MessageData(
                 message_id=preview_id,
                 sent_at=self.clock.now(),
@@ -218,9 +306,9 @@ class TemplateService:
                 unsubscribe_url=self.links.unsubscribe_url(preview_id),
                 preferences_url=self.links.preferences_url(contact_id),
             ),
-            {},
         )
-        rendered = self._render_one(template, variables)
+        variants = matching_variants(blocks, facts, catalog).get(contact_id, {})
+        rendered = self._render_one(compiled, variables, variants, vouchers)
         if isinstance(rendered, RenderFailure):
             raise InvalidInput.at("template", rendered.reason)
         return PreviewOut(
@@ -231,10 +319,16 @@ class TemplateService:
         )
 
     def _render_one(
-        self, template: EmailTemplate, variables: dict[str, Any]
+        self,
+        compiled: CompiledTemplate,
+        variables: dict[str, Any],
+        variants: Mapping[str, list[CompiledVariant]],
+        vouchers: Mapping[str, Voucher | str],
     ) -> RenderedEmail | RenderFailure:
+        html_functions, text_functions = bind_functions(variables, variants, vouchers)
+        variables.update(html_functions)
         try:
-            return render(self._compiled_version(template), variables)
+            return render(compiled, variables, text_functions)
         except Exception as error:  # a template must fail its message, never the batch
             return failure_of(error)
 
