@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import threading
 import uuid
 
 import httpx
@@ -13,7 +14,7 @@ from sqlalchemy.orm import Session
 
 from postillon.errors import InvalidInput
 from postillon.messages.links import LinkKind
-from postillon.models import VoucherCode
+from postillon.models import Message, VoucherCode
 from postillon.runtime import Runtime
 from postillon.templates.rendering import RenderedEmail, RenderFailure
 from postillon.templates.schemas import ContentBlockIn
@@ -147,3 +148,40 @@ def test_voucher_images_are_png_and_tampered_links_404(runtime: Runtime, server_
             assert client.get(f"{server_url}/e/v/{tampered}.png").status_code == 404
         forged = runtime.links.token(LinkKind.click, ["qr", "X"])
         assert client.get(f"{server_url}/e/v/{forged}.png").status_code == 404
+
+
+def test_concurrent_renders_hand_each_contact_one_code(runtime: Runtime) -> None:
+    with runtime.database.transaction() as session:
+        _pool(session, runtime)
+        runtime.vouchers.import_codes(session, "spring", [f"C-{n}" for n in range(10)])
+        body = '<p>{{ voucher("spring").code }}</p>'
+        template_id = save_template(session, runtime, format="html", body=body)
+        contacts = [add_contact(session, runtime, email=f"c{n}@example.com") for n in range(6)]
+        batches = [
+            [m.id for m in queue_messages(session, runtime, template_id, contacts, key=key)]
+            for key in ("first", "second")
+        ]
+    start = threading.Barrier(2)
+    codes: list[dict[uuid.UUID, str]] = []
+
+    def render(message_ids: list[uuid.UUID]) -> None:
+        start.wait(timeout=30)
+        with runtime.database.transaction() as session:
+            messages = list(session.scalars(select(Message).where(Message.id.in_(message_ids))))
+            results = runtime.templates.render_messages(session, messages)
+            codes.append({m.contact_id: _code(results[m.id]) for m in messages})
+
+    threads = [threading.Thread(target=render, args=(ids,)) for ids in batches]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert len(codes) == 2 and codes[0] == codes[1]
+    assert len(set(codes[0].values())) == 6
+    with runtime.database.transaction(read_only=True) as session:
+        assert runtime.vouchers.get_pool(session, "spring").free == 4
+
+
+def _code(result: RenderedEmail | RenderFailure) -> str:
+    assert isinstance(result, RenderedEmail), result
+    return result.html.split("<p>")[1].split("</p>")[0]

@@ -42,6 +42,26 @@ CORPUS = [
     "{{ event.items.append(1) }}{{ event.update({'a': 1}) }}",
     "{% set x = contact.tags.pop() %}",
     "{{ message.__class__.__init__.__globals__ }}",
+    # Resource exhaustion: each must fail fast (or be refused at save), never hang.
+    "{{ 'x' | center(1000000000) }}",
+    "{{ 'x'.ljust(1000000000) }}",
+    "{{ 'x'.zfill(10**9) }}",
+    "{{ '{:>1000000000}'.format(1) }}",
+    "{{ '{:{}}'.format(1, 1000000000) }}",
+    "{{ '%1000000000d' % 1 }}",
+    "{{ '%*d' % (1000000000, 1) }}",
+    "{{ '%1000000000d' | format(1) }}",
+    "{{ ('x' * 100000) | replace('', 'y' * 100000) }}",
+    "{{ ('x' * 100000).replace('', 'y' * 100000) }}",
+    "{{ ('x' * 100000) | list | join('y' * 100000) }}",
+    "{{ ('a' * 100000).join('b' * 100000) }}",
+    "{{ [1] | batch(1000000000, 0) | list }}",
+    "{{ [1] | slice(1000000000, 0) | list }}",
+    "{{ ('a\\n' * 50000) | indent(100000) }}",
+    "{{ lipsum(1000000) }}",
+    "{% set s = 'x' * 100000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}",
+    "{% set s = 'x' * 100000 %}{% for i in range(10000) %}{{ s }}{% endfor %}",
+    "{% macro r(n) %}{{ r(n) }}{% endmacro %}{{ r(1) }}",
 ]
 LEAKS = ("<class", "__", "object at 0x", "uid=", "module", "function", "Subclasses")
 

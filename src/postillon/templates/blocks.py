@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -32,6 +33,8 @@ from postillon.templates.rendering import Environments
 from postillon.templates.schemas import ContentBlockIn, ContentBlockOut
 
 _KEY = re.compile(r"[a-z0-9_-]{1,100}")
+# Compiled block versions kept per process.
+_CACHED_VERSIONS = 256
 
 
 @dataclass(frozen=True)
@@ -46,6 +49,8 @@ class CompiledVariant:
 class CompiledBlock:
     key: str
     variants: tuple[CompiledVariant, ...]  # best priority first
+    # Why the block cannot be decided any more (a filter names a deleted segment …).
+    problem: str | None = None
 
     def event_names(self, catalog: Catalog) -> set[str]:
         names: set[str] = set()
@@ -60,7 +65,7 @@ class ContentBlockService:
         self.clock = clock
         self.filters = filters
         self.environments = environments
-        self._compiled: dict[tuple[uuid.UUID, int], CompiledBlock] = {}
+        self._compiled: OrderedDict[tuple[uuid.UUID, int], CompiledBlock] = OrderedDict()
 
     def save(self, session: Session, data: ContentBlockIn) -> tuple[ContentBlockOut, bool]:
         """Create or replace a block by key (its version rises on a change)."""
@@ -142,21 +147,27 @@ class ContentBlockService:
             cache_key = (block.id, block.version)
             if cache_key not in self._compiled:
                 self._compiled[cache_key] = self._compile(session, block, catalog)
+                if len(self._compiled) > _CACHED_VERSIONS:
+                    self._compiled.popitem(last=False)
             compiled[key] = self._compiled[cache_key]
         return compiled
 
     def _compile(self, session: Session, block: ContentBlock, catalog: Catalog) -> CompiledBlock:
-        variants = [
-            CompiledVariant(
-                key=variant["key"],
-                priority=int(variant.get("priority") or 0),
-                filter=self.filters.parse(session, variant["filter"], catalog=catalog)
-                if variant.get("filter") is not None
-                else None,
-                content=self.environments.html.from_string(variant["content"]),
-            )
-            for variant in block.variants
-        ]
+        try:
+            variants = [
+                CompiledVariant(
+                    key=variant["key"],
+                    priority=int(variant.get("priority") or 0),
+                    filter=self.filters.parse(session, variant["filter"], catalog=catalog)
+                    if variant.get("filter") is not None
+                    else None,
+                    content=self.environments.html.from_source(variant["content"]),
+                )
+                for variant in block.variants
+            ]
+        except InvalidInput as error:
+            # Checked at save; what it named has gone since. Its messages fail, saying so.
+            return CompiledBlock(block.key, (), f"content block {block.key!r}: {error.message}")
         # Stable: variants of equal priority keep the order they were written in.
         variants.sort(key=lambda variant: -variant.priority)
         return CompiledBlock(key=block.key, variants=tuple(variants))
@@ -177,6 +188,7 @@ def matching_variants(
                 if variant.filter is None or evaluator.matches(variant.filter, one)
             ]
             for key, block in blocks.items()
+            if block.problem is None
         }
         for contact_id, one in facts.items()
     }

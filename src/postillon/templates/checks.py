@@ -20,7 +20,7 @@ from postillon.templates.sandbox import BoundedSandbox
 
 # Top-level names a template may read; functions are described in templates/functions.py.
 TEMPLATE_VARIABLES = frozenset(
-    {"contact", "event", "message", "unsubscribe_url", "preferences_url", "range",
+    {"contact", "event", "message", "unsubscribe_url", "preferences_url", "range", "loop",
      "content", "content_variants", "voucher"}
 )  # fmt: skip
 CONTACT_FIELDS = frozenset(
@@ -57,6 +57,8 @@ def check_jinja(
         tree = environment.parse(source)
     except TemplateSyntaxError as error:
         return [FieldProblem(field, f"line {error.lineno}: {error.message}")], None
+    except RecursionError:
+        return [FieldProblem(field, "is nested too deeply")], None
     known = set(variables) | set(environment.globals) | _assigned_names(tree)
     problems: list[FieldProblem] = []
     assigned = _assigned_names(tree)

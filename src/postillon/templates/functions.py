@@ -10,7 +10,8 @@ from markupsafe import Markup
 
 from postillon.templates.blocks import CompiledVariant
 from postillon.templates.plaintext import html_to_text
-from postillon.templates.rendering import VoucherUnavailable
+from postillon.templates.rendering import RenderProblem
+from postillon.templates.sandbox import render_capped
 from postillon.vouchers.service import Voucher
 
 # Most variants content_variants() gives, whatever `top` asks.
@@ -25,28 +26,36 @@ def bind_functions(
     vouchers: Mapping[str, Voucher | str],
 ) -> tuple[Functions, Functions]:
     """The functions of the HTML part and those of the text part, for one message.
-    `vouchers` holds each pool's voucher, or why there is none."""
+    `variants` holds the matching variants of each block that could be decided, `vouchers`
+    each pool's voucher or why there is none."""
+
+    def matching(key: str) -> list[CompiledVariant]:
+        found = variants.get(key)
+        if found is None:
+            raise RenderProblem(f"content block {key!r} cannot be decided")
+        return found
 
     def render_variant(variant: CompiledVariant) -> Markup:
-        return Markup(variant.content.render(variables))
+        content = variant.content
+        return Markup(render_capped(content, content.new_context(variables)))
 
     def content(key: str) -> Markup:
-        matching = variants.get(key) or []
-        return render_variant(matching[0]) if matching else Markup("")
+        best = matching(key)
+        return render_variant(best[0]) if best else Markup("")
 
     def content_variants(key: str, top: int = 3) -> list[dict[str, Any]]:
-        matching = (variants.get(key) or [])[: max(0, min(int(top), MAX_TOP))]
+        best = matching(key)[: max(0, min(int(top), MAX_TOP))]
         return [
             {"key": one.key, "priority": one.priority, "content": render_variant(one)}
-            for one in matching
+            for one in best
         ]
 
     def voucher(key: str) -> Voucher:
         found = vouchers.get(key)
         if found is None:
-            raise VoucherUnavailable(f"voucher pool {key!r} was not prepared for this message")
+            raise RenderProblem(f"voucher pool {key!r} was not prepared for this message")
         if isinstance(found, str):
-            raise VoucherUnavailable(found)
+            raise RenderProblem(found)
         return found
 
     def text_content(key: str) -> str:

@@ -25,7 +25,7 @@ from postillon.models import EmailTemplate
 from postillon.templates import placeholders
 from postillon.templates.checks import function_calls
 from postillon.templates.plaintext import html_to_text
-from postillon.templates.sandbox import RANGE_BUDGET, BoundedSandbox, budgeted_range
+from postillon.templates.sandbox import BoundedSandbox, render_budget, render_capped
 
 # The usual hidden first element of the body: clients show it beside the subject.
 _PREHEADER = (
@@ -33,6 +33,7 @@ _PREHEADER = (
     'max-width:0;opacity:0;overflow:hidden;mso-hide:all;">{{ postillon_preheader }}</div>'
 )
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_EMPTY_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
 
 # Nothing is fetched while inlining: a template must not make the worker load URLs.
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
@@ -87,10 +88,10 @@ def compile_template(environments: Environments, template: EmailTemplate) -> Com
     reads = frozenset(name for tree in trees for name in meta.find_undeclared_variables(tree))
     calls = [call for tree in trees for call in function_calls(tree) if call.key is not None]
     return CompiledTemplate(
-        subject=environments.text.from_string(template.subject),
-        preheader=environments.text.from_string(template.preheader) if template.preheader else None,
-        html=environments.html.from_string(html_source),
-        text=environments.text.from_string(text_source),
+        subject=environments.text.from_source(template.subject),
+        preheader=environments.text.from_source(template.preheader) if template.preheader else None,
+        html=environments.html.from_source(html_source),
+        text=environments.text.from_source(text_source),
         inline_css=not inlined,
         reads=reads,
         blocks=frozenset(c.key for c in calls if c.function != "voucher" and c.key),
@@ -118,8 +119,9 @@ def insert_preheader_slot(html: str) -> str:
     return html[: found.end()] + _PREHEADER + html[found.end() :]
 
 
-class VoucherUnavailable(Exception):
-    """A template asked for a voucher its pool could not give (exhausted or unknown)."""
+class RenderProblem(Exception):
+    """A message cannot be rendered as asked: a voucher its pool could not give, a content
+    block whose filter no longer holds (a segment it names was deleted) …"""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -133,13 +135,23 @@ def render(
 ) -> RenderedEmail:
     """The parts of one email; raises TemplateError (or a sandbox error) on failure.
     `text_functions` replace functions of `variables` in the text part."""
-    variables["range"] = budgeted_range([RANGE_BUDGET])
-    subject = " ".join(compiled.subject.render(variables).split())
-    preheader = " ".join(compiled.preheader.render(variables).split()) if compiled.preheader else ""
-    html = compiled.html.render(variables, postillon_preheader=preheader)
+    variables.update(render_budget())
+    # One context for the text parts and one for the HTML (they escape differently): a
+    # context costs about as much as rendering a subject.
+    text_context = compiled.subject.new_context({**variables, **(text_functions or {})})
+    subject = " ".join(render_capped(compiled.subject, text_context).split())
+    preheader = (
+        " ".join(render_capped(compiled.preheader, text_context).split())
+        if compiled.preheader
+        else ""
+    )
+    html_context = compiled.html.new_context({**variables, "postillon_preheader": preheader})
+    html = render_capped(compiled.html, html_context)
     if compiled.inline_css:
         html = inline_css(html)
-    text = compiled.text.render({**variables, **(text_functions or {})})
+    text = render_capped(compiled.text, text_context)
+    # Lines that held only Jinja statements leave runs of empty lines behind.
+    text = _EMPTY_LINES.sub("\n\n", text).strip() + "\n"
     return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)
 
 
@@ -151,7 +163,7 @@ def inline_css(html: str) -> str:
 
 def failure_of(error: Exception) -> RenderFailure:
     """A RenderFailure saying what went wrong without Python internals."""
-    if isinstance(error, VoucherUnavailable):
+    if isinstance(error, RenderProblem):
         return RenderFailure(error.reason)
     if isinstance(error, TemplateError):
         return RenderFailure(f"template error: {error.message or type(error).__name__}")

@@ -17,16 +17,16 @@ class TemplateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(description="what rules, journeys and the CLI call it by: a-z, 0-9, - and _")
-    name: str | None = Field(default=None, description="the key when empty")
+    name: str | None = Field(default=None, max_length=200, description="the key when empty")
     format: TemplateFormat = "mjml"
     subject: str
     preheader: str | None = None
     body: str = Field(description="MJML or HTML with Jinja placeholders")
     text_body: str | None = Field(default=None, description="generated from the HTML when empty")
-    from_address: str | None = None
-    reply_to: str | None = None
+    from_address: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
     kind: TemplateKind = "marketing"
-    topic: str | None = None
+    topic: str | None = Field(default=None, max_length=100)
 
 
 class TemplatePatch(BaseModel):
@@ -34,16 +34,16 @@ class TemplatePatch(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=200)
     format: TemplateFormat | None = None
     subject: str | None = None
     preheader: str | None = None
     body: str | None = None
     text_body: str | None = None
-    from_address: str | None = None
-    reply_to: str | None = None
+    from_address: str | None = Field(default=None, max_length=320)
+    reply_to: str | None = Field(default=None, max_length=320)
     kind: TemplateKind | None = None
-    topic: str | None = None
+    topic: str | None = Field(default=None, max_length=100)
 
 
 class TemplateOut(BaseModel):
@@ -98,7 +98,9 @@ class VariantIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str
-    priority: int = Field(default=0, description="higher first among matching variants")
+    priority: int = Field(
+        default=0, ge=-1_000_000, le=1_000_000, description="higher first among matching variants"
+    )
     filter: dict[str, Any] | None = Field(
         default=None, description="who may see it, in the filter language; null: everyone"
     )

@@ -8,9 +8,11 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from jinja2.exceptions import TemplateSyntaxError
 from sqlalchemy.orm import Session
 
 from postillon.clock import Clock
+from postillon.contacts.fields import FieldError, normalise_email
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from postillon.filters.facts import load_facts
 from postillon.filters.service import FilterService
@@ -111,6 +113,35 @@ class TemplateService:
         if repository.is_referenced(session, template.id):
             raise Conflict(f"messages were made from template {key!r}; it cannot be deleted")
         repository.delete_template(session, template.id)
+
+    def delete_block(self, session: Session, key: str) -> None:
+        """Delete a content block no template names (409 otherwise: they would render it
+        empty)."""
+        users = [
+            template.key
+            for template in repository.all_templates(session)
+            if key in self._named(template, "content", "content_variants")
+        ]
+        if users:
+            raise Conflict(f"content block {key!r} is used by templates {', '.join(users)}")
+        self.blocks.delete(session, key)
+
+    def _named(self, template: EmailTemplate, *functions: str) -> set[str]:
+        """The keys `template` passes to the given functions."""
+        sources = (template.subject, template.preheader, template.body, template.text_body)
+        keys: set[str] = set()
+        for source in sources:
+            if source:
+                try:
+                    tree = self.environments.text.parse(source)
+                except TemplateSyntaxError:
+                    continue
+                keys.update(
+                    call.key
+                    for call in function_calls(tree)
+                    if call.function in functions and call.key
+                )
+        return keys
 
     def _template(self, session: Session, key: str) -> EmailTemplate:
         template = repository.template_by_key(session, key)
@@ -281,7 +312,11 @@ class TemplateService:
         template = self._template(session, key)
         contact_id = data.contact_id
         if contact_id is None and data.email is not None:
-            contact_id = repository.contact_id_by_email(session, data.email.strip().lower())
+            try:
+                email = normalise_email(data.email)
+            except FieldError as error:
+                raise InvalidInput.at("email", str(error)) from None
+            contact_id = repository.contact_id_by_email(session, email)
         if contact_id is None:
             where = "email" if data.email is not None else "contact_id"
             raise InvalidInput.at(where, "names no contact")

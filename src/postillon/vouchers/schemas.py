@@ -15,7 +15,7 @@ class VoucherPoolIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     key: str = Field(description='what templates call it by: voucher("key"); a-z, 0-9, - and _')
-    name: str | None = None
+    name: str | None = Field(default=None, max_length=200)
     kind: Literal["imported", "generated"] = "generated"
     prefix: str = Field(default="", max_length=50, description="generated codes start with it")
     code_length: int = Field(default=10, ge=4, le=40, description="characters after the prefix")
@@ -51,7 +51,7 @@ class CodesIn(BaseModel):
 class GenerateIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    count: int = Field(ge=1, le=1_000_000)
+    count: int = Field(ge=1, le=100_000)
 
 
 class CodesAdded(BaseModel):

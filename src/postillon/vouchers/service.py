@@ -46,6 +46,10 @@ class VoucherService:
             problems.append(FieldProblem("key", "must be 1-100 of a-z, 0-9, - and _"))
         if len(set(data.alphabet)) != len(data.alphabet) or not data.alphabet.isprintable():
             problems.append(FieldProblem("alphabet", "must be distinct printable characters"))
+        if not data.prefix.isprintable():
+            problems.append(FieldProblem("prefix", "must be printable characters"))
+        if data.barcode is Barcode.code128 and not (data.alphabet + data.prefix).isascii():
+            problems.append(FieldProblem("alphabet", "must be ASCII for Code 128"))
         ean_prefix = data.prefix.isdigit() or not data.prefix
         if data.barcode is Barcode.ean13 and (not ean_prefix or len(data.prefix) > 11):
             problems.append(FieldProblem("prefix", "EAN-13 prefixes are at most 11 digits"))
