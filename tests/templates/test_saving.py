@@ -110,3 +110,19 @@ def test_functions_must_name_existing_blocks_and_pools(runtime: Runtime, session
         ("body", "line 2: voucher(): there is no voucher pool 'spring'"),
         ("body", "line 3: voucher() takes a key written as a string"),
     ]
+
+
+def test_loading_templates_blocks_and_non_mjml_bodies_are_refused(
+    runtime: Runtime, session: Session
+) -> None:
+    with pytest.raises(InvalidInput) as error:
+        save_template(
+            session, runtime, format="html", body="{% include 'x' %}\n{% block a %}{% endblock %}"
+        )
+    assert _problems(error) == [
+        ("body", "line 1: templates cannot load other templates"),
+        ("body", "line 2: blocks are not supported"),
+    ]
+    with pytest.raises(InvalidInput) as error:
+        save_template(session, runtime, body="<p>Hello</p>")
+    assert _problems(error) == [("body", "is not MJML: it must be an <mjml> document")]

@@ -59,6 +59,8 @@ def check_jinja(
         return [FieldProblem(field, f"line {error.lineno}: {error.message}")], None
     except RecursionError:
         return [FieldProblem(field, "is nested too deeply")], None
+    except ValueError as error:  # a number literal of thousands of digits …
+        return [FieldProblem(field, f"cannot be read: {error}")], None
     known = set(variables) | set(environment.globals) | _assigned_names(tree)
     problems: list[FieldProblem] = []
     assigned = _assigned_names(tree)
@@ -77,6 +79,12 @@ def check_jinja(
                         field, f"line {read.lineno}: unknown field '{owner.name}.{read.attr}'"
                     )
                 )
+    for node in tree.find_all((nodes.Extends, nodes.Include, nodes.Import, nodes.FromImport)):
+        problems.append(
+            FieldProblem(field, f"line {node.lineno}: templates cannot load other templates")
+        )
+    for block in tree.find_all(nodes.Block):
+        problems.append(FieldProblem(field, f"line {block.lineno}: blocks are not supported"))
     for loop in _loops_too_deep(tree, 0):
         problems.append(
             FieldProblem(field, f"line {loop.lineno}: loops nest at most {MAX_LOOP_DEPTH} deep")
@@ -124,9 +132,13 @@ def _line_of(message: str) -> int:
 
 def compile_mjml(body: str) -> tuple[str | None, list[FieldProblem]]:
     """HTML for an MJML body with its Jinja tags intact, or the problems."""
+    if "<mjml" not in body:
+        return None, [FieldProblem("body", "is not MJML: it must be an <mjml> document")]
     protected, tags = placeholders.protect(body)
     try:
         result = mjml_to_html(protected)
+    except KeyError as error:  # an element mjml does not know
+        return None, [FieldProblem("body", f"not valid MJML: unknown element {error}")]
     except Exception as error:  # mjml raises bare ValueErrors and parser errors
         return None, [FieldProblem("body", f"not valid MJML: {error}")]
     problems = [FieldProblem("body", f"MJML: {message}") for message in result.errors or []]

@@ -234,10 +234,13 @@ class TemplateService:
         templates = repository.templates_by_id(
             session, {m.template_id for m in messages if m.template_id is not None}
         )
-        compiled = {
-            template_id: self._compiled_version(template)
-            for template_id, template in templates.items()
-        }
+        compiled: dict[uuid.UUID, CompiledTemplate] = {}
+        broken: dict[uuid.UUID, RenderFailure] = {}
+        for template_id, stored in templates.items():
+            try:
+                compiled[template_id] = self._compiled_version(stored)
+            except Exception as error:  # checked at save; a bug here fails its messages only
+                broken[template_id] = failure_of(error)
         catalog = self.filters.catalog(session)
         blocks = self.blocks.compiled_blocks(
             session, {key for one in compiled.values() for key in one.blocks}, catalog
@@ -253,7 +256,10 @@ class TemplateService:
         for message in messages:
             template = compiled.get(message.template_id) if message.template_id else None
             if template is None:
-                results[message.id] = RenderFailure("the message has no template")
+                results[message.id] = broken.get(
+                    message.template_id or uuid.UUID(int=0),
+                    RenderFailure("the message has no template"),
+                )
                 continue
             if message.contact_id not in facts:
                 results[message.id] = RenderFailure("the contact does not exist")
