@@ -50,7 +50,9 @@ class _Converter(HTMLParser):
             if tag not in _VOID:
                 self._skip_depth = 1
             return
-        if tag in _BLOCKS or tag == "li":
+        if tag == "li":
+            self._flush()
+        elif tag in _BLOCKS:
             self._break()
         if tag in {"h1", "h2", "h3", "h4", "h5", "h6"}:
             self._line.append("#" * int(tag[1]) + " ")
@@ -83,12 +85,22 @@ class _Converter(HTMLParser):
                 self._line.append(f" ({href})" if label else href)
         elif tag in {"ul", "ol"} and self._lists:
             self._lists.pop()
-        if tag in _BLOCKS or tag == "li":
+        elif tag in {"td", "th"}:
+            self._line.append(" ")
+        if tag == "li":
+            self._flush()
+        elif tag in _BLOCKS:
             self._break()
 
     def handle_data(self, data: str) -> None:
         if not self._skip_depth:
             self._line.append(_SPACES.sub(" ", data.replace("\n", " ")))
+
+    def _flush(self) -> None:
+        line = _SPACES.sub(" ", "".join(self._line)).strip()
+        self._line = []
+        if line:
+            self._lines.append(line)
 
     def _break(self, *, blank: bool = True) -> None:
         line = _SPACES.sub(" ", "".join(self._line)).strip()
