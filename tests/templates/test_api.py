@@ -53,3 +53,25 @@ def test_voucher_pools_import_csv_with_line_numbers(api: httpx.Client) -> None:
     assert good.json()["added"] == 1 and good.json()["pool"]["free"] == 1
     generated = api.post("/api/voucher-pools/ean/generate", json={"count": 5})
     assert generated.json()["pool"]["free"] == 6
+
+
+def test_content_blocks_over_http_and_delete_refused_while_used(api: httpx.Client) -> None:
+    block = {
+        "key": "offers",
+        "variants": [
+            {"key": "vip", "priority": 5, "content": "<b>VIP</b>",
+             "filter": {"field": "score", "op": ">=", "value": 50}},
+            {"key": "all", "content": "For all"},
+        ],
+    }  # fmt: skip
+    assert api.post("/api/content-blocks", json=block).status_code == 201
+    assert api.post("/api/content-blocks", json=block).status_code == 409
+    bad = {**block, "variants": [{"key": "x", "content": "{% if %}"}]}
+    refused = api.put("/api/content-blocks/offers", json=bad)
+    assert refused.status_code == 422
+    assert refused.json()["problems"][0]["loc"] == "variants[0].content"
+    template = {"key": "t", "format": "html", "subject": "S", "body": '{{ content("offers") }}'}
+    assert api.post("/api/templates", json=template).status_code == 201
+    assert api.delete("/api/content-blocks/offers").status_code == 409
+    assert api.delete("/api/templates/t").status_code == 204
+    assert api.delete("/api/content-blocks/offers").status_code == 204
