@@ -59,7 +59,7 @@ def check_jinja(
         return [FieldProblem(field, f"line {error.lineno}: {error.message}")], None
     except RecursionError:
         return [FieldProblem(field, "is nested too deeply")], None
-    except ValueError as error:  # a number literal of thousands of digits …
+    except Exception as error:  # a number literal of thousands of digits …
         return [FieldProblem(field, f"cannot be read: {error}")], None
     known = set(variables) | set(environment.globals) | _assigned_names(tree)
     problems: list[FieldProblem] = []

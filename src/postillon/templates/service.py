@@ -157,6 +157,7 @@ class TemplateService:
         template: EmailTemplate | None,
     ) -> TemplateOut:
         fields["compiled_html"] = self.check(session, fields)
+        self._check_compiles(fields)
         now = self.clock.now()
         if template is None:
             template = EmailTemplate(
@@ -170,6 +171,19 @@ class TemplateService:
             template.updated_at = now
             session.flush()
         return TemplateOut.model_validate(template, from_attributes=True)
+
+    def _check_compiles(self, fields: Mapping[str, Any]) -> None:
+        """Compile the checked fields as sending will (MJML's output, CSS inlined, the
+        text part derived), so that nothing is left to fail at send."""
+        try:
+            compile_template(self.environments, EmailTemplate(**fields))
+        except TemplateSyntaxError as error:
+            # MJML moved a Jinja tag into a place where it no longer pairs up.
+            raise InvalidInput.at(
+                "body", f"after MJML, line {error.lineno}: {error.message}"
+            ) from None
+        except Exception as error:
+            raise InvalidInput.at("body", f"cannot be compiled: {error}") from None
 
     def check(self, session: Session, fields: Mapping[str, Any]) -> str:
         """The compiled HTML of a template's fields, or InvalidInput naming each problem
@@ -326,7 +340,10 @@ class TemplateService:
         if contact_id is None:
             where = "email" if data.email is not None else "contact_id"
             raise InvalidInput.at(where, "names no contact")
-        compiled = self._compiled_version(template)
+        try:
+            compiled = self._compiled_version(template)
+        except Exception as error:  # checked at save; say what, never a 500
+            raise InvalidInput.at("template", failure_of(error).reason) from None
         catalog = self.filters.catalog(session)
         blocks = self.blocks.compiled_blocks(session, set(compiled.blocks), catalog)
         names = {name for block in blocks.values() for name in block.event_names(catalog)}
