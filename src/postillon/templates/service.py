@@ -264,7 +264,8 @@ class TemplateService:
             session, {m.contact_id for m in messages}, catalog=catalog, event_names=names
         )
         variants = matching_variants(blocks, facts, catalog)
-        vouchers = self._vouchers(session, messages, compiled)
+        # Only contacts that exist get codes (a code names its contact by foreign key).
+        vouchers = self._vouchers(session, [m for m in messages if m.contact_id in facts], compiled)
         contacts: dict[uuid.UUID, dict[str, Any]] = {}
         now = self.clock.now()
         for message in messages:
