@@ -60,3 +60,21 @@ def test_contact_fields_with_html_are_escaped_in_html_but_not_in_text(
     assert "<script>" not in rendered.html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in rendered.html
     assert rendered.subject == "<script>alert(1)</script>"
+
+
+def test_event_items_means_the_events_items_and_undefined_paths_render_empty(
+    runtime: Runtime, session: Session
+) -> None:
+    body = (
+        "{% for item in event.items %}[{{ item.name }}]{% endfor %}"
+        "<p>{{ event.missing.deeper }}|{{ contact.attributes.nope.x | default('none') }}</p>"
+    )
+    template_id = save_template(session, runtime, format="html", body=body, preheader=None)
+    contact = add_contact(session, runtime)
+    context = {"items": [{"name": "Teapot"}, {"name": "Cup"}]}
+    [message] = queue_messages(session, runtime, template_id, [contact], context=context)
+
+    rendered = runtime.templates.render_messages(session, [message])[message.id]
+
+    assert isinstance(rendered, RenderedEmail)
+    assert "[Teapot][Cup]<p>|none</p>" in rendered.html

@@ -87,16 +87,31 @@ def compile_template(environments: Environments, template: EmailTemplate) -> Com
     trees = [environments.text.parse(source) for source in sources]
     reads = frozenset(name for tree in trees for name in meta.find_undeclared_variables(tree))
     calls = [call for tree in trees for call in function_calls(tree) if call.key is not None]
+    html = environments.html
     return CompiledTemplate(
-        subject=environments.text.from_source(template.subject),
-        preheader=environments.text.from_source(template.preheader) if template.preheader else None,
-        html=environments.html.from_source(html_source),
-        text=environments.text.from_source(text_source),
+        subject=html.from_source(as_text(template.subject)),
+        preheader=html.from_source(as_text(template.preheader)) if template.preheader else None,
+        html=html.from_source(html_source),
+        text=html.from_source(as_text(text_source)),
         inline_css=not inlined,
         reads=reads,
         blocks=frozenset(c.key for c in calls if c.function != "voucher" and c.key),
         pools=frozenset(c.key for c in calls if c.function == "voucher" and c.key),
     )
+
+
+# The text parts are compiled in the HTML environment, unescaped and with the text versions
+# of the content functions, so that one context serves all four parts of a message.
+_TEXT_OPEN = (
+    "{% autoescape false %}{% with content=postillon_text_content, "
+    "content_variants=postillon_text_content_variants %}"
+)
+_TEXT_CLOSE = "{% endwith %}{% endautoescape %}"
+
+
+def as_text(source: str) -> str:
+    """`source` as a text part (checked on its own at save, so it cannot close these)."""
+    return f"{_TEXT_OPEN}{source}{_TEXT_CLOSE}"
 
 
 def pre_inline_css(html: str) -> tuple[str, bool]:
@@ -134,22 +149,22 @@ def render(
     text_functions: Mapping[str, Callable[..., Any]] | None = None,
 ) -> RenderedEmail:
     """The parts of one email; raises TemplateError (or a sandbox error) on failure.
-    `text_functions` replace functions of `variables` in the text part."""
+    `text_functions` are the text versions of `content` and `content_variants`."""
     variables.update(render_budget())
-    # One context for the text parts and one for the HTML (they escape differently): a
-    # context costs about as much as rendering a subject.
-    text_context = compiled.subject.new_context({**variables, **(text_functions or {})})
-    subject = " ".join(render_capped(compiled.subject, text_context).split())
+    text_functions = text_functions or {}
+    for name in ("content", "content_variants"):
+        variables[f"postillon_text_{name}"] = text_functions.get(name, variables.get(name))
+    # One context for all four parts: creating one costs about as much as a subject.
+    context = compiled.html.new_context(variables)
+    subject = " ".join(render_capped(compiled.subject, context).split())
     preheader = (
-        " ".join(render_capped(compiled.preheader, text_context).split())
-        if compiled.preheader
-        else ""
+        " ".join(render_capped(compiled.preheader, context).split()) if compiled.preheader else ""
     )
-    html_context = compiled.html.new_context({**variables, "postillon_preheader": preheader})
-    html = render_capped(compiled.html, html_context)
+    context.vars["postillon_preheader"] = preheader
+    html = render_capped(compiled.html, context)
     if compiled.inline_css:
         html = inline_css(html)
-    text = render_capped(compiled.text, text_context)
+    text = render_capped(compiled.text, context)
     # Lines that held only Jinja statements leave runs of empty lines behind.
     text = _EMPTY_LINES.sub("\n\n", text).strip() + "\n"
     return RenderedEmail(subject=subject, preheader=preheader, html=html, text=text)

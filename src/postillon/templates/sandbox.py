@@ -77,6 +77,17 @@ class BoundedSandbox(ImmutableSandboxedEnvironment):
             _check_format(left)
         return super().call_binop(context, operator_name, left, right)
 
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        """`a.b` on a mapping of data (contact, event …) reads its item `b` first: the data
+        hold nothing of Python, `event.items` means the event's items rather than the
+        dict method, and no attribute lookup has to fail first."""
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
     def call(self, context: Context, callee: Any, /, *args: Any, **kwargs: Any) -> Any:
         target = getattr(callee, "__wrapped__", callee)
         owner = getattr(target, "__self__", None)
