@@ -10,6 +10,7 @@ import httpx
 import pytest
 from PIL import Image
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from postillon.errors import InvalidInput
@@ -185,3 +186,19 @@ def test_concurrent_renders_hand_each_contact_one_code(runtime: Runtime) -> None
 def _code(result: RenderedEmail | RenderFailure) -> str:
     assert isinstance(result, RenderedEmail), result
     return result.html.split("<p>")[1].split("</p>")[0]
+
+
+def test_the_database_refuses_a_second_code_for_a_contact_in_a_pool(
+    runtime: Runtime, session: Session
+) -> None:
+    _pool(session, runtime)
+    runtime.vouchers.import_codes(session, "spring", ["A", "B"])
+    contact = add_contact(session, runtime)
+    now = runtime.clock.now()
+    codes = session.scalars(select(VoucherCode).order_by(VoucherCode.code)).all()
+    codes[0].contact_id, codes[0].assigned_at = contact, now
+    session.flush()
+    codes[1].contact_id, codes[1].assigned_at = contact, now
+    with pytest.raises(IntegrityError):
+        session.flush()
+    session.rollback()
