@@ -78,3 +78,24 @@ def test_event_items_means_the_events_items_and_undefined_paths_render_empty(
 
     assert isinstance(rendered, RenderedEmail)
     assert "[Teapot][Cup]<p>|none</p>" in rendered.html
+
+
+def test_css_is_inlined_without_splitting_a_loop_from_the_rows_it_repeats(
+    runtime: Runtime, session: Session
+) -> None:
+    body = (
+        "<html><head><style>td { color: red } @media (max-width: 400px) { td { color: blue } }"
+        "</style></head><body><table>{% for item in event.items %}<tr><td>{{ item }}</td></tr>"
+        "{% endfor %}</table></body></html>"
+    )
+    template_id = save_template(session, runtime, format="html", body=body, preheader=None)
+    [message] = queue_messages(
+        session, runtime, template_id, [add_contact(session, runtime)], context={"items": [1, 2]}
+    )
+
+    rendered = runtime.templates.render_messages(session, [message])[message.id]
+
+    assert isinstance(rendered, RenderedEmail)
+    assert rendered.html.count("<tbody>") == 1
+    assert rendered.html.count('<td style="color: red;">') == 2
+    assert "@media (max-width: 400px)" in rendered.html

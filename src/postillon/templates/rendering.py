@@ -33,6 +33,7 @@ _PREHEADER = (
     'max-width:0;opacity:0;overflow:hidden;mso-hide:all;">{{ postillon_preheader }}</div>'
 )
 _BODY_OPEN = re.compile(r"<body\b[^>]*>", re.IGNORECASE)
+_TAG_OR_WORD = re.compile(r"<(?P<tag>/?[a-zA-Z][a-zA-Z0-9:-]*)|(?P<word>pstljinja\d{6}x)")
 _EMPTY_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
 
 # Nothing is fetched while inlining: a template must not make the worker load URLs.
@@ -122,9 +123,30 @@ def pre_inline_css(html: str) -> tuple[str, bool]:
         return html, True
     protected, tags = placeholders.protect(html, statements_as_comments=True)
     inlined = inline_css(protected)
-    if not placeholders.in_order(inlined, len(tags)):
+    # The parser may also add elements the HTML implies (a <tbody> in a table), which
+    # must not land between a loop's tags and what they enclose.
+    if not placeholders.in_order(inlined, len(tags)) or _neighbours(inlined) != _neighbours(
+        protected
+    ):
         return html, False
     return placeholders.restore(inlined, tags), True
+
+
+def _neighbours(html: str) -> list[tuple[str, str]]:
+    """For each protected Jinja tag, the elements opened or closed just before and after."""
+    found: list[tuple[str, str]] = []
+    previous = ""
+    waiting = 0  # tags whose following element is still to be read
+    for match in _TAG_OR_WORD.finditer(html):
+        if match.group("word"):
+            found.append((previous, ""))
+            waiting += 1
+            continue
+        previous = match.group("tag").lower()
+        for index in range(len(found) - waiting, len(found)):
+            found[index] = (found[index][0], previous)
+        waiting = 0
+    return found
 
 
 def insert_preheader_slot(html: str) -> str:
