@@ -18,10 +18,12 @@ from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
 from postillon.settings import Settings
+from postillon.templates.service import TemplateService
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
 from postillon.traits.service import TraitsService
 from postillon.users.service import UserService
+from postillon.vouchers.service import VoucherService
 
 
 @dataclass
@@ -44,6 +46,8 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    templates: TemplateService
+    vouchers: VoucherService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -53,6 +57,8 @@ class Runtime:
         database = Database(settings.resolved_database_url)
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
+        links = LinkSigner(settings.secret_key, settings.public_url)
+        vouchers = VoucherService(clock, links)
         return cls(
             settings=settings,
             clock=clock,
@@ -70,8 +76,10 @@ class Runtime:
             segments=SegmentService(filters, clock),
             demo=DemoService(contacts, clock),
             scoring=ScoringService(clock),
-            links=LinkSigner(settings.secret_key, settings.public_url),
+            links=links,
             messages=MessageService(clock),
+            templates=TemplateService(clock, links, filters, vouchers),
+            vouchers=vouchers,
         )
 
     def close(self) -> None:

@@ -9,6 +9,7 @@ from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
 from postillon.models.contact_trait import ContactTrait
+from postillon.models.content_block import ContentBlock
 from postillon.models.email_template import EmailTemplate
 from postillon.models.event import Event
 from postillon.models.event_queue import EventQueueItem, IdSequence
@@ -19,6 +20,7 @@ from postillon.models.segment import ContactRefresh, Segment, SegmentMembership
 from postillon.models.suppression import Suppression
 from postillon.models.user import User
 from postillon.models.visitor import Visitor
+from postillon.models.voucher import VoucherCode, VoucherPool
 from postillon.models.worker_schedule import WorkerSchedule
 
 __all__ = [
@@ -34,6 +36,7 @@ __all__ = [
     "ContactScore",
     "ContactTag",
     "ContactTrait",
+    "ContentBlock",
     "EmailTemplate",
     "Event",
     "EventQueueItem",
@@ -49,5 +52,7 @@ __all__ = [
     "Suppression",
     "User",
     "Visitor",
+    "VoucherCode",
+    "VoucherPool",
     "WorkerSchedule",
 ]

@@ -19,10 +19,13 @@ from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
 from postillon.scoring.endpoints import router as scoring_router
 from postillon.segments.endpoints import router as segments_router
+from postillon.templates.endpoints import blocks_router, templates_router
 from postillon.tracking.endpoints import admin_router as visitors_router
 from postillon.tracking.endpoints import router as tracking_router
 from postillon.tracking.snippet import router as snippet_router
 from postillon.traits.endpoints import router as traits_router
+from postillon.vouchers.endpoints import image_router as voucher_image_router
+from postillon.vouchers.endpoints import router as vouchers_router
 from postillon.web.dependencies import RuntimeDep
 from postillon.web.errors import install_error_handlers
 from postillon.web.middleware import RefuseNulCharacters
@@ -68,6 +71,10 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(lifecycle_router)
     app.include_router(traits_router)
     app.include_router(segments_router)
+    app.include_router(templates_router)
+    app.include_router(blocks_router)
+    app.include_router(vouchers_router)
+    app.include_router(voucher_image_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:
