@@ -3,11 +3,13 @@
 from postillon.models.api_key import ApiKey
 from postillon.models.attribute_definition import AttributeDefinition
 from postillon.models.base import Base
+from postillon.models.broadcast import Broadcast, BroadcastVariant
 from postillon.models.contact import Contact
 from postillon.models.contact_consent import ContactConsent
 from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
+from postillon.models.contact_topic import ContactTopic
 from postillon.models.contact_trait import ContactTrait
 from postillon.models.email_template import EmailTemplate
 from postillon.models.event import Event
@@ -25,6 +27,8 @@ __all__ = [
     "ApiKey",
     "AttributeDefinition",
     "Base",
+    "Broadcast",
+    "BroadcastVariant",
     "Contact",
     "ContactConsent",
     "ContactImport",
@@ -33,6 +37,7 @@ __all__ = [
     "ContactRefresh",
     "ContactScore",
     "ContactTag",
+    "ContactTopic",
     "ContactTrait",
     "EmailTemplate",
     "Event",
