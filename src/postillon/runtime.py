@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postillon.auth.service import ApiKeyService
+from postillon.broadcasts.service import BroadcastService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
 from postillon.demo.service import DemoService
@@ -44,6 +45,7 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    broadcasts: BroadcastService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -72,6 +74,7 @@ class Runtime:
             scoring=ScoringService(clock),
             links=LinkSigner(settings.secret_key, settings.public_url),
             messages=MessageService(clock),
+            broadcasts=BroadcastService(clock),
         )
 
     def close(self) -> None:

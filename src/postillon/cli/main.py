@@ -10,7 +10,17 @@ import typer
 import uvicorn
 
 from postillon.auth.service import Scope
-from postillon.cli import contacts, demo, keys, lifecycle, scoring, segments, traits, users
+from postillon.cli import (
+    broadcasts,
+    contacts,
+    demo,
+    keys,
+    lifecycle,
+    scoring,
+    segments,
+    traits,
+    users,
+)
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
 from postillon.web.app import create_app
@@ -32,6 +42,7 @@ app.add_typer(traits.app, name="traits")
 app.add_typer(segments.app, name="segments")
 app.command("demo")(demo.demo)
 app.add_typer(scoring.app, name="scoring")
+app.add_typer(broadcasts.app, name="broadcasts")
 
 
 @app.command()

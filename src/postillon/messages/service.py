@@ -37,6 +37,8 @@ class MessageState(StrEnum):
     bounced = "bounced"
     suppressed = "suppressed"
     unknown = "unknown"
+    # Never sent: its broadcast was cancelled while it waited.
+    cancelled = "cancelled"
 
 
 @dataclass(frozen=True)

@@ -12,9 +12,11 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from postillon import __version__
+from postillon.broadcasts.endpoints import router as broadcasts_router
 from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
+from postillon.messages.stats_endpoints import router as message_stats_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
 from postillon.scoring.endpoints import router as scoring_router
@@ -68,6 +70,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(lifecycle_router)
     app.include_router(traits_router)
     app.include_router(segments_router)
+    app.include_router(broadcasts_router)
+    app.include_router(message_stats_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:
