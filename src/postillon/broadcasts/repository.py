@@ -67,7 +67,7 @@ def variants_of(
         .where(one_of(session, BroadcastVariant.broadcast_id, list(broadcast_ids)))
         .order_by(BroadcastVariant.broadcast_id, BroadcastVariant.position)
     )
-    for variant, template in rows.tuples():
+    for variant, template in rows:
         found[variant.broadcast_id].append((variant, template))
     return found
 
@@ -144,7 +144,7 @@ def audience_chunk(
                 ContactTopic.status != "subscribed",
             )
         )
-    return session.execute(query).tuples().all()
+    return session.execute(query).all()
 
 
 def counts_by_state(session: Session, broadcast_id: uuid.UUID) -> dict[str, int]:
@@ -153,7 +153,7 @@ def counts_by_state(session: Session, broadcast_id: uuid.UUID) -> dict[str, int]
         .where(Message.broadcast_id == broadcast_id)
         .group_by(Message.state)
     )
-    return {state: int(count) for state, count in rows.tuples()}
+    return {state: int(count) for state, count in rows}
 
 
 def has_pending(session: Session, broadcast_id: uuid.UUID) -> bool:
