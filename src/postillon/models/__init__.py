@@ -9,7 +9,6 @@ from postillon.models.contact_consent import ContactConsent
 from postillon.models.contact_import import ContactImport, ContactImportTouch
 from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
-from postillon.models.contact_topic import ContactTopic
 from postillon.models.contact_trait import ContactTrait
 from postillon.models.email_template import EmailTemplate
 from postillon.models.event import Event
@@ -37,7 +36,6 @@ __all__ = [
     "ContactRefresh",
     "ContactScore",
     "ContactTag",
-    "ContactTopic",
     "ContactTrait",
     "EmailTemplate",
     "Event",

@@ -100,21 +100,6 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("broadcast_id", "name", name=op.f("pk_broadcast_variants")),
     )
-    # Until the compliance branch (which owns topics) is merged: the table its audience
-    # query reads, as that branch describes it.
-    op.create_table(
-        "contact_topics",
-        sa.Column("contact_id", sa.Uuid(), nullable=False),
-        sa.Column("topic", sa.String(length=100), nullable=False),
-        sa.Column("status", sa.String(length=20), nullable=False),
-        sa.ForeignKeyConstraint(
-            ["contact_id"],
-            ["contacts.id"],
-            name=op.f("fk_contact_topics_contact_id_contacts"),
-            ondelete="CASCADE",
-        ),
-        sa.PrimaryKeyConstraint("contact_id", "topic", name=op.f("pk_contact_topics")),
-    )
     # --- end of broadcasts
 
     op.create_table(
@@ -188,7 +173,6 @@ def downgrade() -> None:
 
     op.drop_table("messages")
     # --- broadcasts
-    op.drop_table("contact_topics")
     op.drop_table("broadcast_variants")
     with op.batch_alter_table("broadcasts", schema=None) as batch_op:
         batch_op.drop_index("ix_broadcasts_state")
