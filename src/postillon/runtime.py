@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postillon.auth.service import ApiKeyService
+from postillon.bounces.service import BounceService
 from postillon.broadcasts.service import BroadcastService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
@@ -15,10 +16,14 @@ from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.messages.links import LinkSigner
 from postillon.messages.service import MessageService
+from postillon.messages.tracking import EmailTracking
 from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
 from postillon.settings import Settings
+from postillon.subscriptions.optin import DoubleOptIn
+from postillon.subscriptions.pages import FormTokens
+from postillon.subscriptions.service import SubscriptionService
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
 from postillon.traits.service import TraitsService
@@ -45,6 +50,11 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    email_tracking: EmailTracking
+    subscriptions: SubscriptionService
+    opt_in: DoubleOptIn
+    form_tokens: FormTokens
+    bounces: BounceService
     broadcasts: BroadcastService
 
     @classmethod
@@ -55,6 +65,10 @@ class Runtime:
         database = Database(settings.resolved_database_url)
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
+        links = LinkSigner(settings.secret_key, settings.public_url)
+        messages = MessageService(clock)
+        opt_in = DoubleOptIn(settings, clock, contacts, links, messages)
+        contacts.confirmations = opt_in
         return cls(
             settings=settings,
             clock=clock,
@@ -72,8 +86,13 @@ class Runtime:
             segments=SegmentService(filters, clock),
             demo=DemoService(contacts, clock),
             scoring=ScoringService(clock),
-            links=LinkSigner(settings.secret_key, settings.public_url),
-            messages=MessageService(clock),
+            links=links,
+            messages=messages,
+            email_tracking=EmailTracking(settings, clock),
+            subscriptions=SubscriptionService(settings, clock, contacts),
+            opt_in=opt_in,
+            form_tokens=FormTokens(settings.secret_key, clock),
+            bounces=BounceService(settings, clock, contacts, links),
             broadcasts=BroadcastService(clock),
         )
 

@@ -114,11 +114,17 @@ def make_segment(
     insert_rows(session, SegmentMembership, rows)
 
 
-def set_topic(session: Session, contact_ids: Sequence[uuid.UUID], topic: str, status: str) -> None:
+def set_topic(
+    session: Session, runtime: Runtime, contact_ids: Sequence[uuid.UUID], topic: str, status: str
+) -> None:
+    now = runtime.clock.now()
     insert_rows(
         session,
         ContactTopic,
-        [{"contact_id": c, "topic": topic, "status": status} for c in contact_ids],
+        [
+            {"contact_id": c, "topic": topic, "status": status, "changed_at": now, "source": "test"}
+            for c in contact_ids
+        ],
     )
 
 

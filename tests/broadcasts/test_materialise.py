@@ -74,9 +74,9 @@ def test_a_topic_means_everyone_who_did_not_leave_it(runtime: Runtime, session: 
     silent = make_contacts(session, runtime, 3)
     other_topic_left = make_contacts(session, runtime, 1)
     make_contacts(session, runtime, 2, consent="unsubscribed")
-    set_topic(session, left, "offers", "unsubscribed")
-    set_topic(session, stayed, "offers", "subscribed")
-    set_topic(session, other_topic_left, "product-news", "unsubscribed")
+    set_topic(session, runtime, left, "offers", "unsubscribed")
+    set_topic(session, runtime, stayed, "offers", "subscribed")
+    set_topic(session, runtime, other_topic_left, "product-news", "unsubscribed")
     session.commit()
 
     create(runtime, key="deals", template="offers", audience={"topic": "offers"})
