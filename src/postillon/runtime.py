@@ -13,6 +13,7 @@ from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.messages.links import LinkSigner
+from postillon.messages.sending import SendingService
 from postillon.messages.service import MessageService
 from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
@@ -44,6 +45,7 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    sending: SendingService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -53,6 +55,7 @@ class Runtime:
         database = Database(settings.resolved_database_url)
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
+        links = LinkSigner(settings.secret_key, settings.public_url)
         return cls(
             settings=settings,
             clock=clock,
@@ -70,9 +73,11 @@ class Runtime:
             segments=SegmentService(filters, clock),
             demo=DemoService(contacts, clock),
             scoring=ScoringService(clock),
-            links=LinkSigner(settings.secret_key, settings.public_url),
+            links=links,
             messages=MessageService(clock),
+            sending=SendingService(settings, clock, links),
         )
 
     def close(self) -> None:
+        self.sending.close()
         self.database.dispose()

@@ -22,6 +22,7 @@ def default_tasks() -> list[WorkerTask]:
     (journey steps, sends and segment refreshes are next)."""
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.messages.sending import SendTask
     from postillon.scoring.consumer import LeadScoringConsumer
     from postillon.scoring.tasks import ScoreDecayTask
     from postillon.segments.tasks import (
@@ -41,4 +42,5 @@ def default_tasks() -> list[WorkerTask]:
         AnonymousPurgeTask(),
         ScoreDecayTask(),
         TraitsRefreshTask(),
+        SendTask(),
     ]
