@@ -19,6 +19,7 @@ from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
 from postillon.settings import Settings
+from postillon.templates.service import TemplateService
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
 from postillon.traits.service import TraitsService
@@ -45,6 +46,7 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    templates: TemplateService
     sending: SendingService
 
     @classmethod
@@ -56,6 +58,7 @@ class Runtime:
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
         links = LinkSigner(settings.secret_key, settings.public_url)
+        templates = TemplateService(clock, links, filters)
         return cls(
             settings=settings,
             clock=clock,
@@ -75,7 +78,8 @@ class Runtime:
             scoring=ScoringService(clock),
             links=links,
             messages=MessageService(clock),
-            sending=SendingService(settings, clock, links),
+            templates=templates,
+            sending=SendingService(settings, clock, links, renderer=templates),
         )
 
     def close(self) -> None:

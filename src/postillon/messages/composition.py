@@ -22,6 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from postillon.channels.email.dkim import DkimSigner
 from postillon.channels.email.provider import OutgoingEmail
 from postillon.messages.links import LinkSigner
+from postillon.templates.rendering import RenderedEmail
 
 # `<a … href=…>` and `<area … href=…>`, the value in double, single or no quotes. Only
 # links a reader follows: stylesheets (`<link href>`) and images stay as they are.
@@ -34,15 +35,6 @@ _TEXT_URL = re.compile(r"""https?://[^\s<>"'\]\)]*[^\s<>"'\]\).,;:!?]""", re.IGN
 _BODY_END = re.compile(r"</body\s*>", re.IGNORECASE)
 _LINE_BREAKS = re.compile(r"[\r\n\t]+")
 _UTM_KEYS = ("utm_source", "utm_medium", "utm_campaign", "utm_content", "utm_term")
-
-
-@dataclass(frozen=True)
-class RenderedContent:
-    """What the template gave for one recipient."""
-
-    subject: str
-    html: str
-    text: str
 
 
 @dataclass(frozen=True)
@@ -86,7 +78,7 @@ class Composer:
         # Postillon's own links (unsubscribe, preferences, vouchers) are never wrapped.
         self._own_prefix = public_url.rstrip("/") + "/e/"
 
-    def compose(self, envelope: Envelope, content: RenderedContent, now: datetime) -> OutgoingEmail:
+    def compose(self, envelope: Envelope, content: RenderedEmail, now: datetime) -> OutgoingEmail:
         """Rewrite the links, add the pixel, write the headers and sign."""
         message_id = envelope.message_id
         rewrite = _LinkRewriter(self, envelope)

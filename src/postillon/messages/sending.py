@@ -37,7 +37,6 @@ from postillon.messages import repository
 from postillon.messages.composition import (
     Composer,
     Envelope,
-    RenderedContent,
     UtmOptions,
     smtp_message_id,
 )
@@ -46,6 +45,7 @@ from postillon.messages.links import LinkSigner
 from postillon.messages.outcomes import Attempt, OutcomeCounts, record_not_sent, record_outcomes
 from postillon.models import Message
 from postillon.settings import Settings
+from postillon.templates.rendering import RenderedEmail, RenderFailure
 
 if TYPE_CHECKING:
     from postillon.runtime import Runtime
@@ -53,17 +53,10 @@ if TYPE_CHECKING:
 logger = logging.getLogger("postillon.sending")
 
 
-@dataclass(frozen=True)
-class RenderError:
-    """A message whose template could not be rendered for its recipient."""
-
-    reason: str
-
-
 class MessageRenderer(Protocol):
     def render_messages(
         self, session: Session, messages: Sequence[Message]
-    ) -> Mapping[uuid.UUID, RenderedContent | RenderError]:
+    ) -> Mapping[uuid.UUID, RenderedEmail | RenderFailure]:
         """Each message's content, rendered for its contact and context."""
         ...
 
@@ -158,8 +151,8 @@ class SendingService:
         for message in to_render:
             content = rendered.get(message.id)
             template = templates.get(message.template_id) if message.template_id else None
-            if not isinstance(content, RenderedContent) or template is None:
-                reason = content.reason if isinstance(content, RenderError) else "not rendered"
+            if not isinstance(content, RenderedEmail) or template is None:
+                reason = content.reason if isinstance(content, RenderFailure) else "not rendered"
                 ended[message.id] = ("failed", f"the template could not be rendered: {reason}")
                 batch.failed += 1
                 continue
