@@ -74,7 +74,7 @@ def retry_delay(attempt: int) -> timedelta:
     """How long to wait after the `attempt`-th temporary failure: doubling from 30 s,
     at most 30 minutes, each delay drawn between half and all of it (jitter), so a
     recovered server is not hit by every message at the same instant."""
-    full = min(LONGEST_RETRY, FIRST_RETRY * (2 ** max(0, attempt - 1)))
+    full = min(LONGEST_RETRY, FIRST_RETRY * (2 ** min(16, max(0, attempt - 1))))
     return timedelta(seconds=full.total_seconds() * random.uniform(0.5, 1.0))
 
 
