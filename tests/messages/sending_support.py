@@ -12,7 +12,8 @@ from postillon.models import ContactConsent, Event, Message
 from postillon.runtime import Runtime
 
 SIMPLE_HTML = """<html><body><p>Hello {{ contact.first_name | default("friend") }},</p>
-<p><a href="https://shop.example.com/offers?src=mail&amp;id={{ event.offer | default(1) }}">Offers</a></p>
+<p><a href="https://shop.example.com/offers?src=mail&amp;id={{ event.offer | default(1) }}">
+Offers</a></p>
 <p><a href="{{ unsubscribe_url }}">Unsubscribe</a></p></body></html>"""
 
 

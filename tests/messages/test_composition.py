@@ -149,8 +149,11 @@ def test_links_are_tracked_with_utm_where_it_belongs(links: LinkSigner) -> None:
         assert kept in html
     # The open pixel, last in the body.
     pixel = links.open_pixel_url(envelope.message_id)
-    assert html.rstrip().endswith(f'<img src="{pixel}" width="1" height="1" alt="" '
-                                  'style="display:block;border:0;width:1px;height:1px"></body></html>')  # fmt: skip
+    pixel_tag = (
+        f'<img src="{pixel}" width="1" height="1" alt="" '
+        'style="display:block;border:0;width:1px;height:1px">'
+    )
+    assert html.rstrip().endswith(pixel_tag + "</body></html>")
     # The text part: the same rewriting, the sentence's full stop left outside.
     [tracked] = re.findall(r"https://mail\.example\.com/e/c/(\S+)\.\r?\n", text)
     read = links.read_click(tracked)
