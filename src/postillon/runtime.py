@@ -15,6 +15,7 @@ from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.messages.links import LinkSigner
+from postillon.messages.sending import SendingService
 from postillon.messages.service import MessageService
 from postillon.messages.tracking import EmailTracking
 from postillon.privacy.service import PrivacyService
@@ -24,6 +25,7 @@ from postillon.settings import Settings
 from postillon.subscriptions.optin import DoubleOptIn
 from postillon.subscriptions.pages import FormTokens
 from postillon.subscriptions.service import SubscriptionService
+from postillon.templates.service import TemplateService
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
 from postillon.traits.service import TraitsService
@@ -56,6 +58,8 @@ class Runtime:
     form_tokens: FormTokens
     bounces: BounceService
     broadcasts: BroadcastService
+    templates: TemplateService
+    sending: SendingService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -69,6 +73,7 @@ class Runtime:
         messages = MessageService(clock)
         opt_in = DoubleOptIn(settings, clock, contacts, links, messages)
         contacts.confirmations = opt_in
+        templates = TemplateService(clock, links, filters)
         return cls(
             settings=settings,
             clock=clock,
@@ -94,7 +99,10 @@ class Runtime:
             form_tokens=FormTokens(settings.secret_key, clock),
             bounces=BounceService(settings, clock, contacts, links),
             broadcasts=BroadcastService(clock),
+            templates=templates,
+            sending=SendingService(settings, clock, links, renderer=templates),
         )
 
     def close(self) -> None:
+        self.sending.close()
         self.database.dispose()

@@ -86,6 +86,11 @@ class Settings(BaseSettings):
     # A message that could not be handed over (4xx, connection errors) is retried with
     # exponential backoff for this long, then failed.
     send_retry_for: timedelta = timedelta(days=2)
+    # A message claimed for sending longer ago than this was being handed over by a worker
+    # that died: it becomes `unknown` (reported, never re-sent blindly).
+    send_lease: timedelta = timedelta(minutes=10)
+    # Messages one send round claims (and hands over concurrently) at most.
+    send_batch_size: int = Field(default=500, ge=1, le=10_000)
 
     # Compliance (subscriptions/, bounces/, messages/tracking.py).
     # Sources whose "subscribed" on email becomes "pending" until the contact follows the

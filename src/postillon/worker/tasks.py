@@ -23,6 +23,7 @@ def default_tasks() -> list[WorkerTask]:
     from postillon.broadcasts.tasks import BroadcastTask
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.messages.sending import SendTask
     from postillon.scoring.consumer import LeadScoringConsumer
     from postillon.scoring.tasks import ScoreDecayTask
     from postillon.segments.tasks import (
@@ -43,4 +44,5 @@ def default_tasks() -> list[WorkerTask]:
         ScoreDecayTask(),
         TraitsRefreshTask(),
         BroadcastTask(),
+        SendTask(),
     ]
