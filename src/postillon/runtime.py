@@ -98,7 +98,7 @@ class Runtime:
             opt_in=opt_in,
             form_tokens=FormTokens(settings.secret_key, clock),
             bounces=BounceService(settings, clock, contacts, links),
-            broadcasts=BroadcastService(clock),
+            broadcasts=BroadcastService(clock, chunk_size=settings.broadcast_chunk_size),
             templates=templates,
             sending=SendingService(settings, clock, links, renderer=templates),
         )

@@ -91,6 +91,8 @@ class Settings(BaseSettings):
     send_lease: timedelta = timedelta(minutes=10)
     # Messages one send round claims (and hands over concurrently) at most.
     send_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Broadcast recipients put in the outbox per worker step (one transaction each).
+    broadcast_chunk_size: int = Field(default=2000, ge=1, le=100_000)
 
     # Compliance (subscriptions/, bounces/, messages/tracking.py).
     # Sources whose "subscribed" on email becomes "pending" until the contact follows the
