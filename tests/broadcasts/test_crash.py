@@ -120,7 +120,8 @@ def test_a_broadcast_killed_mid_send_resumes_without_doubles_or_gaps(
 
     deliveries = Counter(r for mail in sink.messages() for r in mail.recipients)
     with runtime.database.transaction(read_only=True) as session:
-        states = dict(session.execute(select(Message.to_address, Message.state)).tuples().all())
+        rows = session.execute(select(Message.to_address, Message.state))
+        states = {address: state for address, state in rows}
         status = runtime.broadcasts.status(session, "news")
     # Nobody twice; nobody skipped: everyone has a message, sent once or reported unknown.
     assert max(deliveries.values()) == 1

@@ -95,6 +95,15 @@ def record_first_hits(
         )
 
 
+def count_machine_open(session: Session, message_id: uuid.UUID) -> None:
+    """One more open of the message by a privacy proxy or scanner."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id)
+        .values(machine_opens=Message.machine_opens + 1)
+    )
+
+
 # Sending: claiming due messages and recording what became of them.
 
 

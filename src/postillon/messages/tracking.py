@@ -173,4 +173,7 @@ class EmailTracking:
                 session, message.id, clicked=kind is HitKind.click, now=now
             )
             contacts_repository.mark_monitored(session, [message.contact_id], now)
+        elif kind is HitKind.open:
+            # Counted on the message, so statistics need no scan of the events.
+            repository.count_machine_open(session, message.id)
         return Recorded(machine=reason is not None, reason=reason)
