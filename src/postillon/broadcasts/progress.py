@@ -14,6 +14,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
+from enum import StrEnum
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -29,7 +30,7 @@ from postillon.models import Broadcast, BroadcastVariant, EmailTemplate
 logger = logging.getLogger("postillon.broadcasts")
 
 
-class BroadcastState:
+class BroadcastState(StrEnum):
     draft = "draft"
     scheduled = "scheduled"
     testing = "testing"
@@ -132,6 +133,9 @@ def _message_rows(
         planning.parse_local_time(broadcast.local_send_time) if broadcast.local_send_time else None
     )
     phase_start = broadcast.phase_started_at or now
+    # Sent to a topic's subscribers, it is mail of that topic: its unsubscribe link and
+    # the check before sending are about that topic, whatever the template's own.
+    topic = broadcast.audience_key if broadcast.audience_kind == "topic" else None
     rows: list[dict[str, Any]] = []
     for contact_id, email, timezone in recipients:
         if testing:
@@ -156,7 +160,7 @@ def _message_rows(
                 "contact_id": contact_id,
                 "channel": "email",
                 "kind": template.kind,
-                "topic": template.topic,
+                "topic": topic or template.topic,
                 "template_id": template.id,
                 "template_version": template.version,
                 "broadcast_id": broadcast.id,

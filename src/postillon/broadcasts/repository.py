@@ -5,7 +5,6 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import exists, func, or_, select, update
 from sqlalchemy.orm import Session
@@ -171,12 +170,3 @@ def cancel_queued(session: Session, broadcast_id: uuid.UUID, now: datetime) -> i
         .values(state="cancelled", last_error=f"broadcast cancelled at {now.isoformat()}")
     )
     return int(result.rowcount)  # type: ignore[attr-defined]
-
-
-def message_values(session: Session, broadcast_id: uuid.UUID, column: str) -> list[Any]:
-    """For tests and reports: one column of every message of the broadcast."""
-    return list(
-        session.scalars(
-            select(getattr(Message, column)).where(Message.broadcast_id == broadcast_id)
-        )
-    )
