@@ -76,13 +76,22 @@ def segment_id_by_key(session: Session, key: str) -> uuid.UUID | None:
 
 
 def active_ids(session: Session, now: datetime) -> list[uuid.UUID]:
-    """Broadcasts with something to do: due to start, testing or sending."""
+    """Broadcasts with a step to take at `now`: due to start, recipients still to put in
+    the outbox, an A/B test over, or every message out. Those waiting (a test running,
+    messages still queued or in flight) are left out, so a worker round takes no write
+    transaction for them."""
+    pending = exists().where(
+        Message.broadcast_id == Broadcast.id, Message.state.in_(PENDING_STATES)
+    )
+    running = Broadcast.state.in_(("testing", "sending"))
     query = (
         select(Broadcast.id)
         .where(
             or_(
                 (Broadcast.state == "scheduled") & (Broadcast.start_at <= now),
-                Broadcast.state.in_(("testing", "sending")),
+                running & Broadcast.phase_done.is_(False),
+                (Broadcast.state == "testing") & (Broadcast.test_ends_at <= now),
+                (Broadcast.state == "sending") & Broadcast.phase_done.is_(True) & ~pending,
             )
         )
         .order_by(Broadcast.start_at)
