@@ -91,7 +91,7 @@ def test_bad_definitions_are_refused_naming_each_problem(
     )
     assert problems == {
         "key": "use letters, digits, - and _ (at most 100)",
-        "timezone": "unknown time zone 'Mars/Base'",
+        "timezone": "unknown time zone 'Mars/Base'; use an IANA name such as Europe/Berlin",
         "variants[1].name": "used twice",
         "variants[1].template": "no template 'missing'",
         "audience.segment": "no segment 'nobody'",
@@ -127,6 +127,12 @@ def test_bad_definitions_are_refused_naming_each_problem(
     )  # fmt: skip
     assert shape.status_code == 422
     assert "exactly one of segment, topic or everyone" in shape.text
+    far = api.post(
+        "/api/broadcasts",
+        json={"key": "far", "name": "x", "template": "news", "audience": {"everyone": True},
+              "send_at": "0001-01-01T00:00:00+05:00"},
+    )  # fmt: skip
+    assert list(_problems(far)) == ["send_at"]
     assert api.get("/api/broadcasts/nope").status_code == 404
     assert api.post("/api/broadcasts/nope/send").status_code == 404
 

@@ -156,6 +156,8 @@ def test_statistics_over_http(runtime: Runtime, session: Session, api: httpx.Cli
     )
     assert backwards.status_code == 422
     assert backwards.json()["problems"][0]["loc"] == "until"
+    far = api.get("/api/templates/news-a/stats", params={"since": "0001-01-01T00:00:00+05:00"})
+    assert (far.status_code, far.json()["problems"][0]["loc"]) == (422, "since")
 
 
 def test_a_machine_open_counts_apart_from_people(

@@ -53,10 +53,6 @@ def _zone(name: str) -> ZoneInfo | None:
         return None
 
 
-def is_known_zone(name: str) -> bool:
-    return _zone(name) is not None
-
-
 def local_moment(local_time: datetime, where: ZoneInfo) -> datetime:
     """The UTC moment at which it is `local_time` (naive, wall clock) in `where`."""
     return local_time.replace(tzinfo=where).astimezone(UTC)

@@ -4,13 +4,23 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from postillon.messages.stats import FiguresOut
 
 _NAME = r"^[A-Za-z0-9_-]{1,50}$"
+
+
+def _within_reason(moment: datetime) -> datetime:
+    # Far years cannot be moved between zones (year 1 at +05:00 is before datetime.min).
+    if not 2000 <= moment.year <= 2999:
+        raise ValueError("must be a time between the years 2000 and 2999")
+    return moment
+
+
+Moment = Annotated[datetime, AfterValidator(_within_reason)]
 
 
 class AudienceIn(BaseModel):
@@ -84,8 +94,8 @@ class BroadcastIn(BaseModel):
     )
     audience: AudienceIn
     ab_test: AbTestIn | None = None
-    send_at: datetime | None = None
-    local_send_time: datetime | None = None
+    send_at: Moment | None = None
+    local_send_time: Moment | None = None
     timezone: str = Field(default="UTC", max_length=64)
     rate_per_minute: int | None = Field(default=None, ge=1, le=1_000_000)
 

@@ -21,6 +21,7 @@ from postillon.broadcasts.schemas import (
     VariantOut,
 )
 from postillon.clock import Clock, ensure_utc
+from postillon.contacts.fields import FieldError, normalise_timezone
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from postillon.kit.ids import new_id
 from postillon.messages import stats
@@ -64,7 +65,7 @@ class BroadcastService:
                 else "everyone"
             ),
             audience_key=data.audience.segment or data.audience.topic,
-            timezone=data.timezone,
+            timezone=normalise_timezone(data.timezone),
             rate_per_minute=data.rate_per_minute,
             test_share_percent=data.ab_test.share_percent if data.ab_test else None,
             test_duration_seconds=data.ab_test.duration_minutes * 60 if data.ab_test else None,
@@ -98,8 +99,10 @@ class BroadcastService:
         problems: list[FieldProblem] = []
         if not _KEY.match(data.key):
             problems.append(FieldProblem("key", "use letters, digits, - and _ (at most 100)"))
-        if not planning.is_known_zone(data.timezone):
-            problems.append(FieldProblem("timezone", f"unknown time zone {data.timezone!r}"))
+        try:
+            normalise_timezone(data.timezone)
+        except FieldError as error:
+            problems.append(FieldProblem("timezone", str(error)))
         variants = data.variants or []
         if data.variants is not None:
             if not variants:
@@ -149,9 +152,10 @@ class BroadcastService:
         if broadcast.state not in (BroadcastState.draft, BroadcastState.scheduled):
             raise Conflict(f"broadcast {key!r} is {broadcast.state}: it cannot be rescheduled")
         if data.timezone is not None:
-            if not planning.is_known_zone(data.timezone):
-                raise InvalidInput.at("timezone", f"unknown time zone {data.timezone!r}")
-            broadcast.timezone = data.timezone
+            try:
+                broadcast.timezone = normalise_timezone(data.timezone)
+            except FieldError as error:
+                raise InvalidInput.at("timezone", str(error)) from None
         self._set_schedule(broadcast, data, self.clock.now())
         return self._out(session, broadcast)
 

@@ -102,6 +102,10 @@ def figures_by(
     unknown = [name for name in [*where, *group_by] if name not in stats_repository.GROUPABLE]
     if unknown:
         raise InvalidInput.at("group_by", f"cannot group messages by {', '.join(unknown)}")
+    for location, moment in (("since", since), ("until", until)):
+        # Far years cannot be converted to UTC (year 1 at +05:00 is before datetime.min).
+        if moment is not None and not 1900 <= moment.year <= 9000:
+            raise InvalidInput.at(location, "must be a time between the years 1900 and 9000")
     if since is not None and until is not None and until <= since:
         raise InvalidInput.at("until", "must be after since")
     width = len(group_by)
