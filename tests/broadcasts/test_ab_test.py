@@ -98,6 +98,7 @@ def test_the_winner_by_opens_goes_to_the_rest_after_the_set_time(
 
     everyone = messages_of(runtime, "ab")
     assert len(everyone) == AUDIENCE
+    assert broadcast(runtime, "ab").recipient_count == AUDIENCE
     assert len({m.contact_id for m in everyone}) == AUDIENCE
     rest = [m for m in everyone if m.contact_id not in tested]
     assert len(rest) == AUDIENCE - len(tested)
@@ -137,3 +138,30 @@ def test_the_assignment_is_a_function_of_broadcast_and_contact() -> None:
     drawn = Counter(planning.test_variant(broadcast_id, c, ["A", "B", "C"], 5) for c in contacts)
     assert all(140 <= drawn[v] <= 260 for v in "ABC"), drawn
     assert drawn[None] == 4000 - sum(drawn[v] for v in "ABC")
+
+
+def test_the_rest_is_throttled_without_gaps_for_the_test_share(
+    runtime: Runtime, session: Session, clock: VirtualClock
+) -> None:
+    make_template(session, runtime, "subject-a")
+    make_template(session, runtime, "subject-b")
+    make_contacts(session, runtime, 200)
+    session.commit()
+    create(
+        runtime,
+        key="ab",
+        variants=[{"name": "A", "template": "subject-a"}, {"name": "B", "template": "subject-b"}],
+        audience={"everyone": True},
+        ab_test={"share_percent": 10, "duration_minutes": 60},
+        rate_per_minute=60,
+    )
+    with runtime.database.transaction() as tx:
+        runtime.broadcasts.send_now(tx, "ab")
+    run_broadcasts(runtime)
+    tested = {m.contact_id for m in messages_of(runtime, "ab")}
+    mark_sent(runtime, "ab")
+    clock.set(broadcast(runtime, "ab").test_ends_at or clock.now())
+    winner_at = clock.now()
+    run_broadcasts(runtime)
+    rest = sorted(m.due_at for m in messages_of(runtime, "ab") if m.contact_id not in tested)
+    assert rest == [winner_at + timedelta(seconds=n) for n in range(200 - len(tested))]

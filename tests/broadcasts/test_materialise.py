@@ -113,6 +113,7 @@ def test_chunks_resume_and_a_second_run_adds_nobody(runtime: Runtime, session: S
     counted = Counter(m.contact_id for m in messages_of(runtime, "news"))
     assert sorted(counted) == sorted(everyone)
     assert set(counted.values()) == {1}
+    assert broadcast(runtime, "news").recipient_count == 10
 
 
 def test_two_workers_racing_make_each_message_once(runtime: Runtime, session: Session) -> None:

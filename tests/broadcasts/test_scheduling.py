@@ -147,5 +147,9 @@ def test_the_spreader_keeps_every_minute_within_the_rate() -> None:
     spreader = planning.Spreader(3, {})
     due = [spreader.due(start) for _ in range(7)]
     per_minute = Counter(d.replace(second=0) for d in due)
-    assert all(d >= start for d in due)
-    assert list(per_minute.values()) == [3, 3, 1]
+    # Slots every 20 s: 08:00:40 is the only one left in the first minute.
+    assert due == [
+        datetime(2026, 1, 6, 8, minute, second, tzinfo=UTC)
+        for minute, second in [(0, 40), (1, 0), (1, 20), (1, 40), (2, 0), (2, 20), (2, 40)]
+    ]
+    assert list(per_minute.values()) == [1, 3, 3]

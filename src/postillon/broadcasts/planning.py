@@ -73,11 +73,10 @@ def format_local_time(moment: datetime) -> str:
 
 class Spreader:
     """Throttling by due times: at most `rate_per_minute` messages are due in any minute
-    of the clock. A message goes to the first minute from its start (the phase's start,
-    or its zone's local send time) that has room, at an even step within it, so zones
-    whose times overlap share the rate. `slots` counts the messages per minute (ISO
-    time); the broadcast stores it, so the next chunk goes on filling where this one
-    stopped."""
+    of the clock. A message takes the first free slot (minute + n / rate) at or after its
+    start (the phase's start, or its zone's local send time), so zones whose times
+    overlap share the rate. `slots` counts the messages per minute (ISO time); the
+    broadcast stores it, so the next chunk goes on filling where this one stopped."""
 
     def __init__(self, rate_per_minute: int | None, slots: dict[str, int]) -> None:
         self.rate = rate_per_minute
@@ -88,14 +87,20 @@ class Spreader:
     def due(self, start: datetime) -> datetime:
         if not self.rate:
             return start
+        step = _MINUTE / self.rate
         first = start.replace(second=0, microsecond=0)
         minute = self._free_from.get(first, first)
-        while self.slots.get(minute.isoformat(), 0) >= self.rate:
+        while True:
+            taken = self.slots.get(minute.isoformat(), 0)
+            if minute == first:
+                # The slots of the start's own minute before the start are past for it.
+                taken = max(taken, -((first - start) // step))
+            if taken < self.rate:
+                break
             minute += _MINUTE
         self._free_from[first] = minute
-        taken = self.slots.get(minute.isoformat(), 0)
         self.slots[minute.isoformat()] = taken + 1
-        return max(start, minute + _MINUTE * taken / self.rate)
+        return minute + step * taken
 
 
 _MINUTE = timedelta(minutes=1)

@@ -104,8 +104,12 @@ def _materialise_chunk(session: Session, broadcast: Broadcast, now: datetime, si
     if not recipients:
         _end_phase(broadcast, now)
         return
+    # Those with a message of this broadcast already (the test share in the main phase, or
+    # a chunk done again) take no throttle slot and are not counted twice.
+    taken = repository.keys_taken(session, [_key(broadcast, c) for c, _, _ in recipients])
+    fresh = [r for r in recipients if _key(broadcast, r[0]) not in taken]
     variants = repository.variants_of(session, [broadcast.id])[broadcast.id]
-    rows = _message_rows(broadcast, variants, recipients, now)
+    rows = _message_rows(broadcast, variants, fresh, now)
     messages_repository.insert_messages(session, rows)
     broadcast.cursor_contact_id = recipients[-1][0]
     broadcast.recipient_count += len(rows)
@@ -166,7 +170,7 @@ def _message_rows(
                 "broadcast_id": broadcast.id,
                 "variant": variant,
                 "source": "broadcast",
-                "dedupe_key": f"broadcast:{broadcast.id}:{contact_id}",
+                "dedupe_key": _key(broadcast, contact_id),
                 "to_address": email,
                 "context": {},
                 "state": MessageState.queued,
@@ -177,6 +181,10 @@ def _message_rows(
         )
     broadcast.throttle_slots = spreader.slots
     return rows
+
+
+def _key(broadcast: Broadcast, contact_id: uuid.UUID) -> str:
+    return f"broadcast:{broadcast.id}:{contact_id}"
 
 
 def _end_phase(broadcast: Broadcast, now: datetime) -> None:

@@ -155,6 +155,14 @@ def audience_chunk(
     return session.execute(query).all()
 
 
+def keys_taken(session: Session, keys: Sequence[str]) -> set[str]:
+    """Which of these dedupe keys have a message already."""
+    if not keys:
+        return set()
+    query = select(Message.dedupe_key).where(one_of(session, Message.dedupe_key, list(keys)))
+    return set(session.scalars(query))
+
+
 def counts_by_state(session: Session, broadcast_id: uuid.UUID) -> dict[str, int]:
     rows = session.execute(
         select(Message.state, func.count())
