@@ -66,7 +66,7 @@ def test_contact_data_on_the_page_is_escaped(runtime: Runtime, anonymous: httpx.
 
 
 def test_resubscribing_from_the_page_and_unknown_links(
-    runtime: Runtime, anonymous: httpx.Client
+    runtime: Runtime, anonymous: httpx.Client, api: httpx.Client
 ) -> None:
     with runtime.database.transaction() as session:
         contact_id = create_contact(session, runtime, consent="unsubscribed")
@@ -76,5 +76,9 @@ def test_resubscribing_from_the_page_and_unknown_links(
     assert saved.status_code == 200
     assert email_consent(runtime, contact_id) == ("subscribed", "preferences")
     assert topic_statuses(runtime, contact_id) == {"product-news": "unsubscribed"}
+    export = api.get(f"/api/contacts/{contact_id}/export").json()
+    assert [(t["topic"], t["status"]) for t in export["email_topics"]] == [
+        ("product-news", "unsubscribed")
+    ]
     assert anonymous.get(path_of(runtime.links.preferences_url(uuid.uuid4()))).status_code == 404
     assert anonymous.get(path[:-3] + "xyz").status_code == 404

@@ -35,7 +35,7 @@ def last_message_to(session: Session, address: str) -> uuid.UUID | None:
     query = (
         select(Message.id)
         .where(Message.to_address == address, Message.sent_at.is_not(None))
-        .order_by(Message.sent_at.desc())
+        .order_by(Message.sent_at.desc(), Message.id.desc())
         .limit(1)
     )
     return session.scalar(query)

@@ -416,8 +416,9 @@ def _double_opt_in(
     context: ApplyContext,
 ) -> str:
     """Every consent decision passes here: a subscription to email from a double opt-in
-    source is only `pending` (the `consent_changed` event queues the confirmation mail,
-    see subscriptions/optin.py); a contact already subscribed stays so."""
+    source is only `pending` (`apply_changes` then has the confirmation mailed, see
+    subscriptions/optin.py); a contact already subscribed stays so, one already pending
+    is not asked again."""
     if (
         channel == "email"
         and status == "subscribed"

@@ -40,7 +40,6 @@ logger = logging.getLogger("postillon.web")
 def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     """The web app; with `run_worker` the worker runs in the same process (embedded mode)."""
     with_worker = runtime.settings.run_worker if run_worker is None else run_worker
-    bounce_server_enabled = runtime.settings.bounce_server_enabled
 
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -49,7 +48,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         if with_worker:
             worker_task = asyncio.create_task(worker.run_forever())
         # The bounce server goes with the worker (embedded mode), if enabled.
-        bounces = bounce_server(runtime) if with_worker and bounce_server_enabled else None
+        enabled = with_worker and runtime.settings.bounce_server_enabled
+        bounces = bounce_server(runtime) if enabled else None
         if bounces is not None:
             await asyncio.to_thread(bounces.start)
         try:
