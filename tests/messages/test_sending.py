@@ -18,10 +18,11 @@ from postillon.models import ContactConsent, Message, Suppression
 from postillon.privacy.suppression import address_digest
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from postillon.templates.schemas import TemplateIn
 from tests.messages.sending_support import SIMPLE_HTML, events_named, messages, subscribe
 from tests.support.dkim_keys import dkim_key_file, dns_answering
 from tests.support.smtp import SmtpSink
-from tests.templates.support import add_contact, queue_messages, save_template
+from tests.templates.support import add_contact, queue_messages
 from tests.tracking.support import run_worker_round
 
 
@@ -56,10 +57,7 @@ def settings(settings: Settings, sink: SmtpSink, dkim_record: tuple[Path, bytes]
 
 def _queue(runtime: Runtime, addresses: dict[str, str | None], *, kind: str = "marketing") -> None:
     """Contacts with these addresses and email consents, and a message to each."""
-    from postillon.templates.schemas import TemplateIn
-
     with runtime.database.transaction() as session:
-        template_id = save_template(session, runtime, key=f"t-{kind}", format="html")
         data = TemplateIn.model_validate(
             {"key": f"t-{kind}", "format": "html", "subject": "Hi {{ contact.first_name }}",
              "body": SIMPLE_HTML, "kind": kind}

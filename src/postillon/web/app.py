@@ -15,6 +15,7 @@ from postillon import __version__
 from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
+from postillon.messages.endpoints import router as messages_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
 from postillon.scoring.endpoints import router as scoring_router
@@ -68,6 +69,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(lifecycle_router)
     app.include_router(traits_router)
     app.include_router(segments_router)
+    app.include_router(messages_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:
