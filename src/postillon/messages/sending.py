@@ -22,6 +22,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -51,6 +52,9 @@ if TYPE_CHECKING:
     from postillon.runtime import Runtime
 
 logger = logging.getLogger("postillon.sending")
+
+# Messages prepared (rendered, composed, signed) before they are handed over together.
+PREPARE_SLICE = 100
 
 
 class MessageRenderer(Protocol):
@@ -184,13 +188,17 @@ class SendingService:
         record_not_sent(session, ended, now=now)
         return batch
 
-    def deliver(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        """Hand a batch to the provider on its loop thread and wait for every outcome."""
+    def submit(self, emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
+        """Hand a batch to the provider on its loop thread; the future has every outcome."""
+        if not emails:
+            done: Future[dict[uuid.UUID, SendOutcome]] = Future()
+            done.set_result({})
+            return done
         with self._lock:
             if self._provider_loop is None:
                 self._provider_loop = _ProviderLoop(self._provider_factory())
             provider_loop = self._provider_loop
-        return provider_loop.send(emails)
+        return provider_loop.submit(emails)
 
     def record(
         self, session: Session, batch: PreparedBatch, outcomes: Mapping[uuid.UUID, SendOutcome]
@@ -235,18 +243,32 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
     report.claimed = len(claimed)
     if not claimed:
         return report
-    try:
-        with runtime.database.transaction() as session:
-            batch = sending.prepare(session, claimed, now)
-    except Exception:
-        # Nothing was handed over: the messages may simply be tried again.
-        with runtime.database.transaction() as session:
-            repository.release_claims(session, claimed, "preparing the message failed")
-        raise
-    report.suppressed, report.render_failed = batch.suppressed, batch.failed
-    outcomes = sending.deliver(batch.emails) if batch.emails else {}
+    # Prepared a slice at a time, each handed to the provider at once: its connections
+    # send one slice while the next is rendered and signed.
+    in_flight: list[tuple[PreparedBatch, Future[dict[uuid.UUID, SendOutcome]]]] = []
+    failure: Exception | None = None
+    for start in range(0, len(claimed), PREPARE_SLICE):
+        try:
+            with runtime.database.transaction() as session:
+                batch = sending.prepare(session, claimed[start : start + PREPARE_SLICE], now)
+        except Exception as error:
+            # Not handed over: these messages may simply be tried again.
+            with runtime.database.transaction() as session:
+                repository.release_claims(session, claimed[start:], "preparing it failed")
+            failure = error
+            break
+        in_flight.append((batch, sending.submit(batch.emails)))
+    everything = PreparedBatch()
+    outcomes: dict[uuid.UUID, SendOutcome] = {}
+    for batch, delivery in in_flight:
+        outcomes.update(delivery.result())
+        everything.attempts += batch.attempts
+        report.suppressed += batch.suppressed
+        report.render_failed += batch.failed
     with runtime.database.transaction() as session:
-        report.outcomes = sending.record(session, batch, outcomes)
+        report.outcomes = sending.record(session, everything, outcomes)
+    if failure is not None:
+        raise failure
     return report
 
 
@@ -290,8 +312,8 @@ class _ProviderLoop:
         )
         self.thread.start()
 
-    def send(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        return asyncio.run_coroutine_threadsafe(self.provider.send(emails), self.loop).result()
+    def submit(self, emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
+        return asyncio.run_coroutine_threadsafe(self.provider.send(emails), self.loop)
 
     def stop(self) -> None:
         try:
