@@ -198,7 +198,10 @@ def test_marketing_needs_consent_transactional_does_not(
         "t-no@example.com": "sent", "t-never@example.com": "sent",
         "erased@example.com": "suppressed",
     }  # fmt: skip
-    assert messages(runtime)["no@example.com"].last_error == "no email consent (unsubscribed)"
+    assert (
+        messages(runtime)["no@example.com"].last_error
+        == "the contact is not subscribed to marketing email"
+    )
     received = sorted(m.recipients[0] for m in sink.wait_for(4))
     assert received == sorted(a for a, s in states.items() if s == "sent")
 

@@ -11,7 +11,7 @@ from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
-from postillon.models import Contact, ContactConsent, EmailTemplate, Message, Suppression
+from postillon.models import Contact, EmailTemplate, Event, Message, Suppression
 
 
 def emails_of(session: Session, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str | None]:
@@ -101,20 +101,6 @@ def messages_by_id(session: Session, ids: Sequence[uuid.UUID]) -> list[Message]:
     return found
 
 
-def email_consents(session: Session, contact_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, str]:
-    """The email consent status of each contact that has one."""
-    found: dict[uuid.UUID, str] = {}
-    for chunk in chunked(sorted(set(contact_ids))):
-        rows = session.execute(
-            select(ContactConsent.contact_id, ContactConsent.status).where(
-                one_of(session, ContactConsent.contact_id, chunk),
-                ContactConsent.channel == "email",
-            )
-        )
-        found.update({contact_id: status for contact_id, status in rows})
-    return found
-
-
 def update_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Rows carrying `id` and the same other columns each."""
     update_rows(session, Message, rows)
@@ -163,3 +149,50 @@ def contact_ids_by_email(session: Session, emails: Sequence[str]) -> dict[str, u
 def insert_suppressions(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Addresses already on the list keep their first reason."""
     insert_rows(session, Suppression, rows, ignore_conflicts=True)
+
+
+# Tracking (messages/tracking.py).
+
+
+def message_for_tracking(
+    session: Session, message_id: uuid.UUID
+) -> tuple[Message, str | None] | None:
+    """The message and its template's key."""
+    query = (
+        select(Message, EmailTemplate.key)
+        .outerjoin(EmailTemplate, EmailTemplate.id == Message.template_id)
+        .where(Message.id == message_id)
+    )
+    row = session.execute(query).first()
+    return None if row is None else (row[0], row[1])
+
+
+def recent_clicked_urls(
+    session: Session, contact_id: uuid.UUID, message_id: str, *, since: datetime
+) -> set[str]:
+    """The links of one message its contact clicked since `since` (their timeline's tail)."""
+    query = select(Event.properties).where(
+        Event.contact_id == contact_id, Event.occurred_at >= since, Event.name == "email_clicked"
+    )
+    return {
+        str(properties.get("url"))
+        for properties in session.scalars(query)
+        if properties.get("message_id") == message_id
+    }
+
+
+def record_first_hits(
+    session: Session, message_id: uuid.UUID, *, clicked: bool, now: datetime
+) -> None:
+    """A person's first open (and click: a click is an open too) of a message."""
+    session.execute(
+        update(Message)
+        .where(Message.id == message_id, Message.opened_at.is_(None))
+        .values(opened_at=now)
+    )
+    if clicked:
+        session.execute(
+            update(Message)
+            .where(Message.id == message_id, Message.clicked_at.is_(None))
+            .values(clicked_at=now)
+        )

@@ -34,6 +34,7 @@ from postillon.channels.email.provider import EmailProvider, OutgoingEmail, Send
 from postillon.channels.email.smtp import SmtpOptions, SmtpProvider
 from postillon.channels.email.throttle import SendThrottle
 from postillon.clock import Clock
+from postillon.contacts.service import ContactService
 from postillon.messages import repository
 from postillon.messages.composition import (
     Composer,
@@ -41,11 +42,11 @@ from postillon.messages.composition import (
     UtmOptions,
     smtp_message_id,
 )
-from postillon.messages.eligibility import may_send
 from postillon.messages.links import LinkSigner
 from postillon.messages.outcomes import Attempt, OutcomeCounts, record_not_sent, record_outcomes
 from postillon.models import Message
 from postillon.settings import Settings
+from postillon.subscriptions.service import SubscriptionService, Undeliverable
 from postillon.templates.rendering import RenderedEmail, RenderFailure
 
 if TYPE_CHECKING:
@@ -55,6 +56,12 @@ logger = logging.getLogger("postillon.sending")
 
 # Messages prepared (rendered, composed, signed) before they are handed over together.
 PREPARE_SLICE = 100
+# Why a message is `suppressed`, as its `last_error` says.
+_REFUSALS = {
+    Undeliverable.suppressed: "the address is suppressed (bounced, complained or erased)",
+    Undeliverable.no_consent: "the contact is not subscribed to marketing email",
+    Undeliverable.topic_left: "the contact left the message's topic",
+}
 
 
 class MessageRenderer(Protocol):
@@ -98,12 +105,16 @@ class SendingService:
         clock: Clock,
         links: LinkSigner,
         *,
-        renderer: MessageRenderer | None = None,
+        renderer: MessageRenderer,
+        subscriptions: SubscriptionService,
+        contacts: ContactService,
         provider_factory: Callable[[], EmailProvider] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.renderer = renderer
+        self.subscriptions = subscriptions
+        self.contacts = contacts
         self.throttle = SendThrottle(settings.smtp_rate_per_second)
         self.composer = Composer(
             links=links,
@@ -139,10 +150,11 @@ class SendingService:
 
     def prepare(self, session: Session, ids: Sequence[uuid.UUID], now: datetime) -> PreparedBatch:
         """Check, render and compose claimed messages; record the ones that end here."""
-        if self.renderer is None:
-            raise RuntimeError("no template renderer is configured for sending")
         messages = repository.messages_by_id(session, ids)
-        refused = may_send(session, messages, self.settings.secret_key)
+        refused = {
+            message_id: _REFUSALS[why]
+            for message_id, why in self.subscriptions.undeliverable(session, messages).items()
+        }
         to_render = [m for m in messages if m.id not in refused]
         rendered = self.renderer.render_messages(session, to_render) if to_render else {}
         templates = repository.templates_by_id(
@@ -210,6 +222,7 @@ class SendingService:
             now=self.clock.now(),
             retry_for=self.settings.send_retry_for,
             secret_key=self.settings.secret_key,
+            contacts=self.contacts,
         )
 
     def close(self) -> None:

@@ -10,6 +10,7 @@ from postillon.models.contact_merge import ContactMerge
 from postillon.models.contact_tag import ContactTag
 from postillon.models.contact_trait import ContactTrait
 from postillon.models.email_template import EmailTemplate
+from postillon.models.email_topic import ContactTopic, EmailTopic
 from postillon.models.event import Event
 from postillon.models.event_queue import EventQueueItem, IdSequence
 from postillon.models.lifecycle import LifecycleStage, StageChange
@@ -33,8 +34,10 @@ __all__ = [
     "ContactRefresh",
     "ContactScore",
     "ContactTag",
+    "ContactTopic",
     "ContactTrait",
     "EmailTemplate",
+    "EmailTopic",
     "Event",
     "EventQueueItem",
     "IdSequence",
