@@ -6,9 +6,11 @@ A round runs in three transactions with the hand-over between the last two:
    handing them over: they may have gone out, so they are reported, never re-sent);
    then up to a batch of due `queued` messages become `sending`. Committed before anything
    is sent, so no other worker can take them.
-2. prepare — who may still be mailed (suppression, consent, topic: `eligibility`), the
-   templates rendered for the rest, each composed and signed. Refused ones are
-   `suppressed`, unrenderable ones `failed`. If this step breaks, the claim is released.
+2. prepare, a slice at a time — who may still be mailed (suppression, consent, topic: the
+   send check, `SubscriptionService.undeliverable`), the templates rendered for the rest,
+   each composed and signed. Refused ones are `suppressed`, unrenderable ones `failed`.
+   Each slice is handed to the provider at once; if preparing one breaks, the messages not
+   handed over yet are released to the queue.
 3. record — after the provider answered for every message (`outcomes`).
 
 The provider's connections live in one event loop on a thread owned by the service, so
