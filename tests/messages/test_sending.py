@@ -14,7 +14,7 @@ from sqlalchemy import select, update
 
 from postillon.clock import VirtualClock
 from postillon.messages.sending import send_round
-from postillon.models import ContactConsent, Message, Suppression
+from postillon.models import ContactConsent, ContactTopic, Message, Suppression
 from postillon.privacy.suppression import address_digest
 from postillon.runtime import Runtime
 from postillon.settings import Settings
@@ -249,3 +249,30 @@ def test_smtp_down_for_an_hour_then_every_message_arrives_once(
     received = sink.wait_for(30)
     assert sorted(m.recipients[0] for m in received) == sorted(addresses)
     assert len(received) == 30
+
+
+def test_a_left_topic_stops_that_topic_only(
+    runtime: Runtime, sink: SmtpSink, clock: VirtualClock
+) -> None:
+    with runtime.database.transaction() as session:
+        for key, topic in (("news", "newsletter"), ("deals", "offers")):
+            data = TemplateIn.model_validate(
+                {"key": key, "format": "html", "subject": key, "body": SIMPLE_HTML,
+                 "kind": "marketing", "topic": topic}
+            )  # fmt: skip
+            template_id = runtime.templates.save(session, data)[0].id
+            if key == "news":
+                ada = add_contact(session, runtime, email="ada@example.com")
+                subscribe(session, runtime, ada, "subscribed")
+                session.add(
+                    ContactTopic(contact_id=ada, topic="newsletter", status="unsubscribed",
+                                 changed_at=clock.now(), source="test")
+                )  # fmt: skip
+            queue_messages(session, runtime, template_id, [ada], key=key)
+    send_round(runtime, clock.now())
+    [received] = sink.wait_for(1)
+    email_message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert email_message["Subject"] == "deals"
+    with runtime.database.transaction(read_only=True) as session:
+        states = {t: s for t, s in session.execute(select(Message.topic, Message.state))}
+    assert states == {"newsletter": "suppressed", "offers": "sent"}
