@@ -276,3 +276,25 @@ def test_a_left_topic_stops_that_topic_only(
     with runtime.database.transaction(read_only=True) as session:
         states = {t: s for t, s in session.execute(select(Message.topic, Message.state))}
     assert states == {"newsletter": "suppressed", "offers": "sent"}
+
+
+class _BrokenProvider:
+    async def open(self) -> None:
+        pass
+
+    async def send(self, emails: object) -> dict[object, object]:
+        raise RuntimeError("a bug in the middle of the hand-over")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_provider_that_breaks_leaves_its_messages_unknown(
+    runtime: Runtime, sink: SmtpSink, clock: VirtualClock
+) -> None:
+    _queue(runtime, {"ada@example.com": "subscribed"})
+    runtime.sending._provider_factory = _BrokenProvider  # type: ignore[assignment]
+    report = send_round(runtime, clock.now())
+    assert report.outcomes.unknown == 1
+    message = messages(runtime)["ada@example.com"]
+    assert (message.state, message.last_error) == ("unknown", "no outcome reported")

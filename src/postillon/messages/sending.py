@@ -276,7 +276,12 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
     everything = PreparedBatch()
     outcomes: dict[uuid.UUID, SendOutcome] = {}
     for batch, delivery in in_flight:
-        outcomes.update(delivery.result())
+        try:
+            outcomes.update(delivery.result())
+        except Exception:
+            # The provider broke mid-way: what it handed over is unknown. Recorded as
+            # such now (no outcome = unknown) rather than left to the lease.
+            logger.exception("the email provider failed; %d message(s) unknown", len(batch.emails))
         everything.attempts += batch.attempts
         report.suppressed += batch.suppressed
         report.render_failed += batch.failed
