@@ -17,6 +17,7 @@ from bench import (
     broadcast_materialise,
     contact_batch_api,
     contact_import,
+    email_send,
     event_ingest,
     segment_refresh,
 )
@@ -44,6 +45,11 @@ BENCHMARKS = {
         "tracking API events/s (2,500-event batches, 4 clients)",
         event_ingest.parse_arguments,
         event_ingest.main,
+    ),
+    "email_send": Benchmark(
+        "email send path msg/s against bare aiosmtplib (20,000 MJML newsletters)",
+        email_send.parse_arguments,
+        email_send.main,
     ),
     "broadcast_materialise": Benchmark(
         "broadcast recipients into the outbox/s (100,000 recipients)",

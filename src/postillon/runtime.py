@@ -52,14 +52,14 @@ class Runtime:
     scoring: ScoringService
     links: LinkSigner
     messages: MessageService
+    templates: TemplateService
+    sending: SendingService
+    broadcasts: BroadcastService
     email_tracking: EmailTracking
     subscriptions: SubscriptionService
     opt_in: DoubleOptIn
     form_tokens: FormTokens
     bounces: BounceService
-    broadcasts: BroadcastService
-    templates: TemplateService
-    sending: SendingService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -70,10 +70,11 @@ class Runtime:
         contacts = ContactService(settings, clock)
         filters = FilterService(settings, clock)
         links = LinkSigner(settings.secret_key, settings.public_url)
+        templates = TemplateService(clock, links, filters)
         messages = MessageService(clock)
         opt_in = DoubleOptIn(settings, clock, contacts, links, messages)
         contacts.confirmations = opt_in
-        templates = TemplateService(clock, links, filters)
+        subscriptions = SubscriptionService(settings, clock, contacts)
         return cls(
             settings=settings,
             clock=clock,
@@ -93,14 +94,21 @@ class Runtime:
             scoring=ScoringService(clock),
             links=links,
             messages=messages,
+            templates=templates,
+            sending=SendingService(
+                settings,
+                clock,
+                links,
+                renderer=templates,
+                subscriptions=subscriptions,
+                contacts=contacts,
+            ),
+            broadcasts=BroadcastService(clock, chunk_size=settings.broadcast_chunk_size),
             email_tracking=EmailTracking(settings, clock),
-            subscriptions=SubscriptionService(settings, clock, contacts),
+            subscriptions=subscriptions,
             opt_in=opt_in,
             form_tokens=FormTokens(settings.secret_key, clock),
             bounces=BounceService(settings, clock, contacts, links),
-            broadcasts=BroadcastService(clock, chunk_size=settings.broadcast_chunk_size),
-            templates=templates,
-            sending=SendingService(settings, clock, links, renderer=templates),
         )
 
     def close(self) -> None:

@@ -14,14 +14,15 @@ from sqlalchemy import select, update
 
 from postillon.clock import VirtualClock
 from postillon.messages.sending import send_round
-from postillon.models import ContactConsent, Message, Suppression
+from postillon.models import ContactConsent, ContactTopic, Message, Suppression
 from postillon.privacy.suppression import address_digest
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from postillon.templates.schemas import TemplateIn
 from tests.messages.sending_support import SIMPLE_HTML, events_named, messages, subscribe
 from tests.support.dkim_keys import dkim_key_file, dns_answering
 from tests.support.smtp import SmtpSink
-from tests.templates.support import add_contact, queue_messages, save_template
+from tests.templates.support import add_contact, queue_messages
 from tests.tracking.support import run_worker_round
 
 
@@ -56,10 +57,7 @@ def settings(settings: Settings, sink: SmtpSink, dkim_record: tuple[Path, bytes]
 
 def _queue(runtime: Runtime, addresses: dict[str, str | None], *, kind: str = "marketing") -> None:
     """Contacts with these addresses and email consents, and a message to each."""
-    from postillon.templates.schemas import TemplateIn
-
     with runtime.database.transaction() as session:
-        template_id = save_template(session, runtime, key=f"t-{kind}", format="html")
         data = TemplateIn.model_validate(
             {"key": f"t-{kind}", "format": "html", "subject": "Hi {{ contact.first_name }}",
              "body": SIMPLE_HTML, "kind": kind}
@@ -200,7 +198,10 @@ def test_marketing_needs_consent_transactional_does_not(
         "t-no@example.com": "sent", "t-never@example.com": "sent",
         "erased@example.com": "suppressed",
     }  # fmt: skip
-    assert messages(runtime)["no@example.com"].last_error == "no email consent (unsubscribed)"
+    assert (
+        messages(runtime)["no@example.com"].last_error
+        == "the contact is not subscribed to marketing email"
+    )
     received = sorted(m.recipients[0] for m in sink.wait_for(4))
     assert received == sorted(a for a, s in states.items() if s == "sent")
 
@@ -248,3 +249,52 @@ def test_smtp_down_for_an_hour_then_every_message_arrives_once(
     received = sink.wait_for(30)
     assert sorted(m.recipients[0] for m in received) == sorted(addresses)
     assert len(received) == 30
+
+
+def test_a_left_topic_stops_that_topic_only(
+    runtime: Runtime, sink: SmtpSink, clock: VirtualClock
+) -> None:
+    with runtime.database.transaction() as session:
+        for key, topic in (("news", "newsletter"), ("deals", "offers")):
+            data = TemplateIn.model_validate(
+                {"key": key, "format": "html", "subject": key, "body": SIMPLE_HTML,
+                 "kind": "marketing", "topic": topic}
+            )  # fmt: skip
+            template_id = runtime.templates.save(session, data)[0].id
+            if key == "news":
+                ada = add_contact(session, runtime, email="ada@example.com")
+                subscribe(session, runtime, ada, "subscribed")
+                session.add(
+                    ContactTopic(contact_id=ada, topic="newsletter", status="unsubscribed",
+                                 changed_at=clock.now(), source="test")
+                )  # fmt: skip
+            queue_messages(session, runtime, template_id, [ada], key=key)
+    send_round(runtime, clock.now())
+    [received] = sink.wait_for(1)
+    email_message = email.message_from_bytes(received.data, policy=email.policy.default)
+    assert email_message["Subject"] == "deals"
+    with runtime.database.transaction(read_only=True) as session:
+        states = {t: s for t, s in session.execute(select(Message.topic, Message.state))}
+    assert states == {"newsletter": "suppressed", "offers": "sent"}
+
+
+class _BrokenProvider:
+    async def open(self) -> None:
+        pass
+
+    async def send(self, emails: object) -> dict[object, object]:
+        raise RuntimeError("a bug in the middle of the hand-over")
+
+    async def close(self) -> None:
+        pass
+
+
+def test_a_provider_that_breaks_leaves_its_messages_unknown(
+    runtime: Runtime, sink: SmtpSink, clock: VirtualClock
+) -> None:
+    _queue(runtime, {"ada@example.com": "subscribed"})
+    runtime.sending._provider_factory = _BrokenProvider  # type: ignore[assignment]
+    report = send_round(runtime, clock.now())
+    assert report.outcomes.unknown == 1
+    message = messages(runtime)["ada@example.com"]
+    assert (message.state, message.last_error) == ("unknown", "no outcome reported")

@@ -182,10 +182,16 @@ class _LinkRewriter:
 
 def smtp_message_id(message_id: uuid.UUID, from_address: str) -> str:
     """`<hex@domain>`, the domain of the sender's address."""
-    domain = parseaddr(from_address)[1].rpartition("@")[2] or "localhost"
-    return f"<{message_id.hex}@{domain}>"
+    return f"<{message_id.hex}@{_domain_of(from_address)}>"
 
 
+@lru_cache(maxsize=256)
+def _domain_of(address: str) -> str:
+    return parseaddr(address)[1].rpartition("@")[2] or "localhost"
+
+
+# Targets repeat from message to message (the same products, the same footer).
+@lru_cache(maxsize=8192)
 def _with_utm(url: str, source: str, medium: str, campaign: str, content: str) -> str:
     parts = urlsplit(url)
     query = parse_qsl(parts.query, keep_blank_values=True)
@@ -231,8 +237,17 @@ def _subject_header(subject: str) -> bytes:
     return Header(subject, "utf-8", header_name="Subject").encode().encode("ascii")
 
 
-@lru_cache(maxsize=1024)
+_PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")
+
+
 def _address_header(address: str) -> bytes:
     """An address as a header value; a display name outside ASCII is RFC 2047 encoded."""
+    if _PLAIN_ADDRESS.fullmatch(address):
+        return address.encode("ascii")  # most recipients: nothing to parse or encode
+    return _named_address_header(address)
+
+
+@lru_cache(maxsize=1024)
+def _named_address_header(address: str) -> bytes:
     name, email_address = parseaddr(_header_text(address))
     return formataddr((name, email_address), charset="utf-8").encode("ascii")

@@ -25,8 +25,10 @@ from postillon.channels.email.provider import (
     SendOutcome,
     TemporaryFailure,
 )
-from postillon.contacts import repository as contacts_repository
-from postillon.events.service import InternalEvent, record_internal, store_events
+from postillon.contacts.changes import ContactChanges
+from postillon.contacts.service import ContactService
+from postillon.contacts.upsert import Mode
+from postillon.events.service import store_events
 from postillon.messages import repository
 from postillon.privacy.suppression import SuppressionReason, address_digest
 
@@ -86,6 +88,7 @@ def record_outcomes(
     now: datetime,
     retry_for: timedelta,
     secret_key: str,
+    contacts: ContactService,
 ) -> OutcomeCounts:
     """Write every attempt's outcome: a few executemany updates and the events."""
     counts = OutcomeCounts()
@@ -151,7 +154,9 @@ def record_outcomes(
     repository.update_messages(session, retried)
     repository.update_messages(session, ended)
     store_events(session, events, now=now)
-    record_hard_bounces(session, bounces, now=now, secret_key=secret_key, at_submission=True)
+    record_hard_bounces(
+        session, bounces, now=now, secret_key=secret_key, contacts=contacts, at_submission=True
+    )
     return counts
 
 
@@ -175,6 +180,7 @@ def record_hard_bounces(
     *,
     now: datetime,
     secret_key: str,
+    contacts: ContactService,
     at_submission: bool = False,
 ) -> None:
     """Hard bounces, however learnt (a 5xx at submission, a DSN later): the messages
@@ -197,7 +203,17 @@ def record_hard_bounces(
             for bounce in {b.address: b for b in bounces}.values()
         ],
     )
-    _consents_bounced(session, sorted({b.contact_id for b in bounces}), now=now)
+    # The contact's consent follows only if the address is still theirs.
+    current = repository.emails_of(session, [b.contact_id for b in bounces])
+    changed: dict[uuid.UUID, ContactChanges] = {}
+    for bounce in bounces:
+        if current.get(bounce.contact_id) == bounce.address:
+            changes = ContactChanges(contact_id=bounce.contact_id)
+            changes.set_consent("email", "bounced", "bounce")
+            changed[bounce.contact_id] = changes
+    if changed:
+        # Through the contacts service: `consent_changed` and the segment refresh follow.
+        contacts.apply(session, list(changed.values()), mode=Mode.update, source="bounce")
     store_events(
         session,
         [
@@ -218,40 +234,6 @@ def record_hard_bounces(
         ],
         now=now,
     )
-
-
-def _consents_bounced(session: Session, contact_ids: Sequence[uuid.UUID], *, now: datetime) -> None:
-    consents = contacts_repository.consents_of(session, contact_ids)
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    changes: list[InternalEvent] = []
-    for contact_id in contact_ids:
-        current = consents.get(contact_id, {}).get("email")
-        if current is not None and current["status"] == "bounced":
-            continue
-        row = {
-            "contact_id": contact_id,
-            "channel": "email",
-            "status": "bounced",
-            "changed_at": now,
-            "source": "bounce",
-        }
-        (updates if current is not None else inserts).append(row)
-        changes.append(
-            InternalEvent(
-                contact_id=contact_id,
-                name="consent_changed",
-                properties={
-                    "channel": "email",
-                    "status": "bounced",
-                    "previous_status": current["status"] if current else None,
-                    "source": "bounce",
-                },
-            )
-        )
-    contacts_repository.insert_consents(session, inserts)
-    contacts_repository.update_consents(session, updates)
-    record_internal(session, changes, now=now)
 
 
 def _ended(attempt: Attempt, state: str, tries: int, reason: str) -> dict[str, Any]:

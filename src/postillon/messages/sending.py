@@ -6,9 +6,11 @@ A round runs in three transactions with the hand-over between the last two:
    handing them over: they may have gone out, so they are reported, never re-sent);
    then up to a batch of due `queued` messages become `sending`. Committed before anything
    is sent, so no other worker can take them.
-2. prepare — who may still be mailed (suppression, consent, topic: `eligibility`), the
-   templates rendered for the rest, each composed and signed. Refused ones are
-   `suppressed`, unrenderable ones `failed`. If this step breaks, the claim is released.
+2. prepare, a slice at a time — who may still be mailed (suppression, consent, topic: the
+   send check, `SubscriptionService.undeliverable`), the templates rendered for the rest,
+   each composed and signed. Refused ones are `suppressed`, unrenderable ones `failed`.
+   Each slice is handed to the provider at once; if preparing one breaks, the messages not
+   handed over yet are released to the queue.
 3. record — after the provider answered for every message (`outcomes`).
 
 The provider's connections live in one event loop on a thread owned by the service, so
@@ -22,6 +24,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -33,6 +36,7 @@ from postillon.channels.email.provider import EmailProvider, OutgoingEmail, Send
 from postillon.channels.email.smtp import SmtpOptions, SmtpProvider
 from postillon.channels.email.throttle import SendThrottle
 from postillon.clock import Clock
+from postillon.contacts.service import ContactService
 from postillon.messages import repository
 from postillon.messages.composition import (
     Composer,
@@ -40,17 +44,26 @@ from postillon.messages.composition import (
     UtmOptions,
     smtp_message_id,
 )
-from postillon.messages.eligibility import may_send
 from postillon.messages.links import LinkSigner
 from postillon.messages.outcomes import Attempt, OutcomeCounts, record_not_sent, record_outcomes
 from postillon.models import Message
 from postillon.settings import Settings
+from postillon.subscriptions.service import SubscriptionService, Undeliverable
 from postillon.templates.rendering import RenderedEmail, RenderFailure
 
 if TYPE_CHECKING:
     from postillon.runtime import Runtime
 
 logger = logging.getLogger("postillon.sending")
+
+# Messages prepared (rendered, composed, signed) before they are handed over together.
+PREPARE_SLICE = 100
+# Why a message is `suppressed`, as its `last_error` says.
+_REFUSALS = {
+    Undeliverable.suppressed: "the address is suppressed (bounced, complained or erased)",
+    Undeliverable.no_consent: "the contact is not subscribed to marketing email",
+    Undeliverable.topic_left: "the contact left the message's topic",
+}
 
 
 class MessageRenderer(Protocol):
@@ -94,12 +107,16 @@ class SendingService:
         clock: Clock,
         links: LinkSigner,
         *,
-        renderer: MessageRenderer | None = None,
+        renderer: MessageRenderer,
+        subscriptions: SubscriptionService,
+        contacts: ContactService,
         provider_factory: Callable[[], EmailProvider] | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.renderer = renderer
+        self.subscriptions = subscriptions
+        self.contacts = contacts
         self.throttle = SendThrottle(settings.smtp_rate_per_second)
         self.composer = Composer(
             links=links,
@@ -135,10 +152,11 @@ class SendingService:
 
     def prepare(self, session: Session, ids: Sequence[uuid.UUID], now: datetime) -> PreparedBatch:
         """Check, render and compose claimed messages; record the ones that end here."""
-        if self.renderer is None:
-            raise RuntimeError("no template renderer is configured for sending")
         messages = repository.messages_by_id(session, ids)
-        refused = may_send(session, messages, self.settings.secret_key)
+        refused = {
+            message_id: _REFUSALS[why]
+            for message_id, why in self.subscriptions.undeliverable(session, messages).items()
+        }
         to_render = [m for m in messages if m.id not in refused]
         rendered = self.renderer.render_messages(session, to_render) if to_render else {}
         templates = repository.templates_by_id(
@@ -184,13 +202,17 @@ class SendingService:
         record_not_sent(session, ended, now=now)
         return batch
 
-    def deliver(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        """Hand a batch to the provider on its loop thread and wait for every outcome."""
+    def submit(self, emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
+        """Hand a batch to the provider on its loop thread; the future has every outcome."""
+        if not emails:
+            done: Future[dict[uuid.UUID, SendOutcome]] = Future()
+            done.set_result({})
+            return done
         with self._lock:
             if self._provider_loop is None:
                 self._provider_loop = _ProviderLoop(self._provider_factory())
             provider_loop = self._provider_loop
-        return provider_loop.send(emails)
+        return provider_loop.submit(emails)
 
     def record(
         self, session: Session, batch: PreparedBatch, outcomes: Mapping[uuid.UUID, SendOutcome]
@@ -202,6 +224,7 @@ class SendingService:
             now=self.clock.now(),
             retry_for=self.settings.send_retry_for,
             secret_key=self.settings.secret_key,
+            contacts=self.contacts,
         )
 
     def close(self) -> None:
@@ -235,18 +258,37 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
     report.claimed = len(claimed)
     if not claimed:
         return report
-    try:
-        with runtime.database.transaction() as session:
-            batch = sending.prepare(session, claimed, now)
-    except Exception:
-        # Nothing was handed over: the messages may simply be tried again.
-        with runtime.database.transaction() as session:
-            repository.release_claims(session, claimed, "preparing the message failed")
-        raise
-    report.suppressed, report.render_failed = batch.suppressed, batch.failed
-    outcomes = sending.deliver(batch.emails) if batch.emails else {}
+    # Prepared a slice at a time, each handed to the provider at once: its connections
+    # send one slice while the next is rendered and signed.
+    in_flight: list[tuple[PreparedBatch, Future[dict[uuid.UUID, SendOutcome]]]] = []
+    failure: Exception | None = None
+    for start in range(0, len(claimed), PREPARE_SLICE):
+        try:
+            with runtime.database.transaction() as session:
+                batch = sending.prepare(session, claimed[start : start + PREPARE_SLICE], now)
+        except Exception as error:
+            # Not handed over: these messages may simply be tried again.
+            with runtime.database.transaction() as session:
+                repository.release_claims(session, claimed[start:], "preparing it failed")
+            failure = error
+            break
+        in_flight.append((batch, sending.submit(batch.emails)))
+    everything = PreparedBatch()
+    outcomes: dict[uuid.UUID, SendOutcome] = {}
+    for batch, delivery in in_flight:
+        try:
+            outcomes.update(delivery.result())
+        except Exception:
+            # The provider broke mid-way: what it handed over is unknown. Recorded as
+            # such now (no outcome = unknown) rather than left to the lease.
+            logger.exception("the email provider failed; %d message(s) unknown", len(batch.emails))
+        everything.attempts += batch.attempts
+        report.suppressed += batch.suppressed
+        report.render_failed += batch.failed
     with runtime.database.transaction() as session:
-        report.outcomes = sending.record(session, batch, outcomes)
+        report.outcomes = sending.record(session, everything, outcomes)
+    if failure is not None:
+        raise failure
     return report
 
 
@@ -290,8 +332,8 @@ class _ProviderLoop:
         )
         self.thread.start()
 
-    def send(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        return asyncio.run_coroutine_threadsafe(self.provider.send(emails), self.loop).result()
+    def submit(self, emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
+        return asyncio.run_coroutine_threadsafe(self.provider.send(emails), self.loop)
 
     def stop(self) -> None:
         try:

@@ -17,6 +17,7 @@ from postillon.broadcasts.endpoints import router as broadcasts_router
 from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
+from postillon.messages.endpoints import router as messages_router
 from postillon.messages.stats_endpoints import router as message_stats_router
 from postillon.messages.tracking_endpoints import router as email_tracking_router
 from postillon.privacy.endpoints import router as privacy_router
@@ -81,6 +82,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(lifecycle_router)
     app.include_router(traits_router)
     app.include_router(segments_router)
+    app.include_router(messages_router)
     app.include_router(email_tracking_router)
     app.include_router(subscription_pages)
     app.include_router(topics_router)

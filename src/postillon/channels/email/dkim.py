@@ -1,15 +1,18 @@
 """DKIM signatures (RFC 6376), relaxed/relaxed, rsa-sha256.
 
-dkimpy's canonicalisation is used as is; the RSA signature itself is computed by
-`cryptography` (OpenSSL) with the key parsed once: dkimpy's pure-Python RSA costs several
-milliseconds a signature, which alone would cap sending far below the outbox's rate.
-Tests check every signature with `dkim.verify`.
+Headers are canonicalised by dkimpy. The body is canonicalised here, to the same bytes
+(tests compare it with dkimpy's) but in two regex passes that touch only what changes:
+dkimpy substitutes every single space of the body, about 2 ms for a 30 KB newsletter. The
+RSA signature is computed by `cryptography` (OpenSSL) with the key parsed once: dkimpy's
+pure-Python RSA costs several milliseconds a signature. Tests check every signature with
+`dkim.verify`.
 """
 
 from __future__ import annotations
 
 import base64
 import hashlib
+import re
 from collections.abc import Sequence
 from datetime import datetime
 from pathlib import Path
@@ -32,6 +35,23 @@ SIGNED_HEADERS = (
     b"mime-version",
     b"content-type",
 )
+
+
+# Runs of two or more blanks, or a tab: what relaxed canonicalisation turns into one space.
+_BLANK_RUNS = re.compile(rb"[ \t]*\t[ \t]*|  +")
+_TRAILING_BLANK = re.compile(rb" \r\n")
+
+
+def relaxed_body(body: bytes) -> bytes:
+    """The body canonicalised by RFC 6376 3.4.4 ("relaxed"), lines ending in CRLF."""
+    if b"\t" in body or b"  " in body:  # rare in quoted-printable: skip the pass
+        body = _BLANK_RUNS.sub(b" ", body)
+    body = _TRAILING_BLANK.sub(b"\r\n", body)
+    # Empty lines at the end go; a last line without its line end gets one.
+    end = len(body)
+    while body.endswith(b"\r\n", 0, end):
+        end -= 2
+    return body[:end] + b"\r\n" if end else b""
 
 
 class DkimKeyError(ValueError):
@@ -62,7 +82,7 @@ class DkimSigner:
         """The `DKIM-Signature: …\\r\\n` line to put before `headers` (name, value pairs
         exactly as written, value without the leading space and the line end) over
         `body` (everything after the blank line)."""
-        body_hash = base64.b64encode(hashlib.sha256(Relaxed.canonicalize_body(body)).digest())
+        body_hash = base64.b64encode(hashlib.sha256(relaxed_body(body)).digest())
         present = {name.lower() for name, _ in headers}
         signed = [name for name in SIGNED_HEADERS if name in present]
         # Folded between tags, which relaxed canonicalisation unfolds again.

@@ -56,17 +56,24 @@ class SmtpProvider:
     def __init__(self, options: SmtpOptions) -> None:
         self.options = options
         self._idle: list[aiosmtplib.SMTP] = []
+        # One slot per connection: batches sent at the same time share the pool.
+        self._slots: asyncio.Semaphore | None = None
 
     async def open(self) -> None:
         """Connections are opened as the first batch needs them."""
 
     async def send(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        """Send the batch over up to `connections` connections at once."""
+        """Send the batch over up to `connections` connections at once (fewer while
+        another batch is using some)."""
+        if self._slots is None:
+            self._slots = asyncio.Semaphore(self.options.connections)
         outcomes: dict[uuid.UUID, SendOutcome] = {}
         pending = list(reversed(emails))
         workers = min(self.options.connections, len(emails))
         down: list[str] = []
-        await asyncio.gather(*(self._work(pending, outcomes, down) for _ in range(workers)))
+        await asyncio.gather(
+            *(self._work(self._slots, pending, outcomes, down) for _ in range(workers))
+        )
         return outcomes
 
     async def close(self) -> None:
@@ -79,6 +86,16 @@ class SmtpProvider:
                 connection.close()
 
     async def _work(
+        self,
+        slots: asyncio.Semaphore,
+        pending: list[OutgoingEmail],
+        outcomes: dict[uuid.UUID, SendOutcome],
+        down: list[str],
+    ) -> None:
+        async with slots:
+            await self._work_on_slot(pending, outcomes, down)
+
+    async def _work_on_slot(
         self,
         pending: list[OutgoingEmail],
         outcomes: dict[uuid.UUID, SendOutcome],
