@@ -96,7 +96,7 @@ def test_send_follow_and_list(
     assert rest["next_cursor"] is None
     assert api.get("/api/messages/stats").json()["states"] == {
         "queued": 1, "sending": 0, "sent": 2, "failed": 0, "bounced": 0, "suppressed": 0,
-        "unknown": 0,
+        "unknown": 0, "cancelled": 0,
     }  # fmt: skip
 
 
