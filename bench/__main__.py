@@ -13,7 +13,14 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from bench import contact_batch_api, contact_import, event_ingest, segment_refresh
+from bench import (
+    broadcast_materialise,
+    contact_batch_api,
+    contact_import,
+    email_send,
+    event_ingest,
+    segment_refresh,
+)
 
 
 @dataclass(frozen=True)
@@ -38,6 +45,16 @@ BENCHMARKS = {
         "tracking API events/s (2,500-event batches, 4 clients)",
         event_ingest.parse_arguments,
         event_ingest.main,
+    ),
+    "email_send": Benchmark(
+        "email send path msg/s against bare aiosmtplib (20,000 MJML newsletters)",
+        email_send.parse_arguments,
+        email_send.main,
+    ),
+    "broadcast_materialise": Benchmark(
+        "broadcast recipients into the outbox/s (100,000 recipients)",
+        broadcast_materialise.parse_arguments,
+        broadcast_materialise.main,
     ),
     "segment_refresh": Benchmark(
         "segment full and incremental refresh against hand-written SQL (1M contacts)",

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postillon.auth.service import ApiKeyService
+from postillon.bounces.service import BounceService
+from postillon.broadcasts.service import BroadcastService
 from postillon.clock import Clock, SystemClock
 from postillon.contacts.service import ContactService
 from postillon.demo.service import DemoService
@@ -13,11 +15,16 @@ from postillon.imports.service import ImportService
 from postillon.kit.db import Database
 from postillon.lifecycle.service import LifecycleService
 from postillon.messages.links import LinkSigner
+from postillon.messages.sending import SendingService
 from postillon.messages.service import MessageService
+from postillon.messages.tracking import EmailTracking
 from postillon.privacy.service import PrivacyService
 from postillon.scoring.service import ScoringService
 from postillon.segments.service import SegmentService
 from postillon.settings import Settings
+from postillon.subscriptions.optin import DoubleOptIn
+from postillon.subscriptions.pages import FormTokens
+from postillon.subscriptions.service import SubscriptionService
 from postillon.templates.service import TemplateService
 from postillon.tracking.limits import RateLimiter
 from postillon.tracking.service import TrackingService
@@ -48,6 +55,13 @@ class Runtime:
     messages: MessageService
     templates: TemplateService
     vouchers: VoucherService
+    sending: SendingService
+    broadcasts: BroadcastService
+    email_tracking: EmailTracking
+    subscriptions: SubscriptionService
+    opt_in: DoubleOptIn
+    form_tokens: FormTokens
+    bounces: BounceService
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -59,6 +73,11 @@ class Runtime:
         filters = FilterService(settings, clock)
         links = LinkSigner(settings.secret_key, settings.public_url)
         vouchers = VoucherService(clock, links)
+        templates = TemplateService(clock, links, filters, vouchers)
+        messages = MessageService(clock)
+        opt_in = DoubleOptIn(settings, clock, contacts, links, messages)
+        contacts.confirmations = opt_in
+        subscriptions = SubscriptionService(settings, clock, contacts)
         return cls(
             settings=settings,
             clock=clock,
@@ -77,10 +96,25 @@ class Runtime:
             demo=DemoService(contacts, clock),
             scoring=ScoringService(clock),
             links=links,
-            messages=MessageService(clock),
-            templates=TemplateService(clock, links, filters, vouchers),
             vouchers=vouchers,
+            messages=messages,
+            templates=templates,
+            sending=SendingService(
+                settings,
+                clock,
+                links,
+                renderer=templates,
+                subscriptions=subscriptions,
+                contacts=contacts,
+            ),
+            broadcasts=BroadcastService(clock, chunk_size=settings.broadcast_chunk_size),
+            email_tracking=EmailTracking(settings, clock),
+            subscriptions=subscriptions,
+            opt_in=opt_in,
+            form_tokens=FormTokens(settings.secret_key, clock),
+            bounces=BounceService(settings, clock, contacts, links),
         )
 
     def close(self) -> None:
+        self.sending.close()
         self.database.dispose()

@@ -86,6 +86,27 @@ class Settings(BaseSettings):
     # A message that could not be handed over (4xx, connection errors) is retried with
     # exponential backoff for this long, then failed.
     send_retry_for: timedelta = timedelta(days=2)
+    # A message claimed for sending longer ago than this was being handed over by a worker
+    # that died: it becomes `unknown` (reported, never re-sent blindly).
+    send_lease: timedelta = timedelta(minutes=10)
+    # Messages one send round claims (and hands over concurrently) at most.
+    send_batch_size: int = Field(default=500, ge=1, le=10_000)
+    # Broadcast recipients put in the outbox per worker step (one transaction each).
+    broadcast_chunk_size: int = Field(default=2000, ge=1, le=100_000)
+
+    # Compliance (subscriptions/, bounces/, messages/tracking.py).
+    # Sources whose "subscribed" on email becomes "pending" until the contact follows the
+    # confirmation link mailed to them (e.g. ["form", "api"]; the consent's own source,
+    # else the writer's: api, import, tracking …).
+    double_opt_in_sources: list[str] = Field(default_factory=list)
+    double_opt_in_valid_for: timedelta = timedelta(days=7)
+    # Run the bounce server inside `serve` and `worker` (`postillon bounce-server` runs
+    # it alone).
+    bounce_server_enabled: bool = False
+    # Opens this soon after sending are prefetches (security gateways, privacy proxies);
+    # clicks this soon are link scanners. Both are recorded, neither counts.
+    email_machine_open_seconds: float = Field(default=2.0, ge=0)
+    email_machine_click_seconds: float = Field(default=10.0, ge=0)
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

@@ -94,7 +94,9 @@ def contacts(draw: st.DrawFn) -> dict[str, Any]:
         "last_seen_at": draw(st.one_of(st.none(), moments)),
         "attributes": attributes,
         "tags": draw(st.sets(st.sampled_from(["vip", "new"]))),
-        "consent": draw(st.one_of(st.none(), st.sampled_from(["subscribed", "unsubscribed"]))),
+        "consent": draw(
+            st.one_of(st.none(), st.sampled_from(["subscribed", "pending", "unsubscribed"]))
+        ),
         "model_score": draw(st.one_of(st.none(), st.integers(-2, 2))),
         "member": draw(st.booleans()),
         "traits": draw(
@@ -237,7 +239,9 @@ leaves = st.one_of(
     st.builds(
         lambda s: {"consent": "email", "status": s},
         st.lists(
-            st.sampled_from(["subscribed", "unsubscribed", "unknown"]), min_size=1, max_size=2
+            st.sampled_from(["subscribed", "pending", "unsubscribed", "unknown"]),
+            min_size=1,
+            max_size=2,
         ),
     ),
     st.builds(lambda t: {"score": "interest", **t}, value_tests("number")),

@@ -1,4 +1,7 @@
+import hashlib
 import uuid
+
+from itsdangerous import URLSafeSerializer
 
 from postillon.messages.links import LinkKind, LinkSigner
 
@@ -35,3 +38,19 @@ def test_a_bounce_address_names_its_message_and_cannot_be_forged() -> None:
     forged = f"bounce+{uuid.uuid4().hex}.{local_part.rsplit('.', 1)[1]}"
     assert signer.read_verp_local_part(forged) is None
     assert signer.read_verp_local_part("postmaster") is None
+
+
+def test_tokens_are_the_ones_itsdangerous_makes_and_reads() -> None:
+    signer = LinkSigner("a secret for links", "https://mail.example.com")
+    message_id = uuid.uuid4()
+    reference = URLSafeSerializer(
+        "a secret for links",
+        salt="postillon.link.open",
+        signer_kwargs={"digest_method": hashlib.sha256},
+    )
+    # Short payloads are never compressed by itsdangerous: the very same token.
+    assert signer.token(LinkKind.open, message_id.hex) == reference.dumps(message_id.hex)
+    target = "https://shop.example.com/p/straw-hat?ref=news&utm_source=postillon&ü=1"
+    token = signer.token(LinkKind.click, [message_id.hex, target])
+    assert signer.read_click(token) == (message_id, target)
+    assert signer.read(LinkKind.open, token) is None  # another kind's salt

@@ -5,11 +5,15 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
 import typer
+from pydantic import ValidationError
 from rich.console import Console
 
-from postillon.errors import PostillonError
+from postillon.errors import FieldProblem, InvalidInput, PostillonError
+from postillon.filters.documents import load_yaml, with_lines
 from postillon.kit import migrate
 from postillon.runtime import Runtime
 from postillon.settings import load_settings
@@ -54,3 +58,26 @@ def configure_logging(level: str = "INFO") -> None:
     logging.basicConfig(
         level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s", force=True
     )
+
+
+def read_document(path: Path) -> tuple[Any, str]:
+    """A YAML (or JSON, which is YAML) document and its text; errors name the line."""
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as error:
+        raise InvalidInput.at(str(path), f"cannot be read: {error}") from None
+    return load_yaml(text, source=str(path)), text
+
+
+@contextlib.contextmanager
+def document_lines(path: Path, text: str, root: str = "") -> Iterator[None]:
+    """Problems found in the document are reported with their line in the file."""
+    try:
+        yield
+    except ValidationError as error:
+        problems = [
+            FieldProblem(".".join(str(part) for part in e["loc"]), e["msg"]) for e in error.errors()
+        ]
+        raise with_lines(InvalidInput.of(problems), text, source=str(path)) from None
+    except InvalidInput as error:
+        raise with_lines(error, text, source=str(path), root=root) from None

@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import threading
 
 import typer
 import uvicorn
 
 from postillon.auth.service import Scope
+from postillon.bounces.server import bounce_server
 from postillon.cli import (
+    broadcasts,
     contacts,
     demo,
     keys,
@@ -43,6 +46,7 @@ app.add_typer(segments.app, name="segments")
 app.command("demo")(demo.demo)
 app.add_typer(scoring.app, name="scoring")
 app.add_typer(templates.app, name="templates")
+app.add_typer(broadcasts.app, name="broadcasts")
 
 
 @app.command()
@@ -85,6 +89,7 @@ def run_worker(
     configure_logging()
     with cli_runtime() as runtime:
         instance = Worker(runtime, name=name)
+        bounces = bounce_server(runtime) if runtime.settings.bounce_server_enabled else None
 
         async def main() -> None:
             loop = asyncio.get_running_loop()
@@ -92,7 +97,34 @@ def run_worker(
                 loop.add_signal_handler(sig, instance.stop)
             await instance.run_forever()
 
-        asyncio.run(main())
+        if bounces is not None:
+            bounces.start()
+        try:
+            asyncio.run(main())
+        finally:
+            if bounces is not None:
+                bounces.stop()
+
+
+@app.command("bounce-server")
+def run_bounce_server(
+    host: str = typer.Option(None, help="address to listen on [default: 127.0.0.1]"),
+    port: int = typer.Option(None, help="port to listen on [default: 2525]"),
+) -> None:
+    """Receive bounces and complaint reports by SMTP, in the foreground (Ctrl-C stops)."""
+    configure_logging()
+    with cli_runtime() as runtime:
+        server = bounce_server(runtime, host=host, port=port)
+        stopped = threading.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: stopped.set())
+        server.start()
+        console.print(
+            f"bounce server on {server.hostname}:{server.port} for "
+            f"bounce+…@{runtime.settings.bounce_domain}  (Ctrl-C stops it)"
+        )
+        stopped.wait()
+        server.stop()
 
 
 @db_app.command("upgrade")

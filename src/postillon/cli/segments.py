@@ -2,48 +2,20 @@
 
 from __future__ import annotations
 
-import contextlib
 import sys
-from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import typer
-from pydantic import ValidationError
 from rich.table import Table
 
-from postillon.cli.common import cli_runtime, console
-from postillon.errors import FieldProblem, InvalidInput
-from postillon.filters.documents import load_yaml, with_lines
+from postillon.cli.common import cli_runtime, console, document_lines, read_document
+from postillon.errors import InvalidInput
 from postillon.segments.exports import AUDIENCE_PLATFORMS
 from postillon.segments.schemas import SegmentIn, SegmentPatch
 
 app = typer.Typer(help="Segments: who matches a filter, kept current.", no_args_is_help=True)
 
 FILE_HELP = "a YAML or JSON file: key, name, description, filter"
-
-
-def _read(path: Path) -> tuple[Any, str]:
-    """A YAML (or JSON, which is YAML) document and its text; errors name the line."""
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as error:
-        raise InvalidInput.at(str(path), f"cannot be read: {error}") from None
-    return load_yaml(text, source=str(path)), text
-
-
-@contextlib.contextmanager
-def _lines_of(path: Path, text: str, root: str = "") -> Iterator[None]:
-    """Problems found in the document are reported with their line in the file."""
-    try:
-        yield
-    except ValidationError as error:
-        problems = [
-            FieldProblem(".".join(str(part) for part in e["loc"]), e["msg"]) for e in error.errors()
-        ]
-        raise with_lines(InvalidInput.of(problems), text, source=str(path)) from None
-    except InvalidInput as error:
-        raise with_lines(error, text, source=str(path), root=root) from None
 
 
 @app.command("list")
@@ -65,8 +37,8 @@ def save(path: Path = typer.Argument(..., help=FILE_HELP)) -> None:
     """Create the segment the file defines, or change it if its key exists (members are
     recomputed)."""
     with cli_runtime() as runtime:
-        document, text = _read(path)
-        with runtime.database.transaction() as session, _lines_of(path, text):
+        document, text = read_document(path)
+        with runtime.database.transaction() as session, document_lines(path, text):
             if not isinstance(document, dict):
                 raise InvalidInput.at(str(path), "must hold a mapping with key, name and filter")
             data = SegmentIn.model_validate(document)
@@ -90,11 +62,14 @@ def preview(
 ) -> None:
     """How many contacts a filter matches now, without saving anything."""
     with cli_runtime() as runtime:
-        document, text = _read(path)
+        document, text = read_document(path)
         root = "filter"  # the file holds a filter: `filter.all[0]` is `all[0]` in it
         if isinstance(document, dict) and "filter" in document and "key" in document:
             document, root = document["filter"], ""
-        with runtime.database.transaction(read_only=True) as session, _lines_of(path, text, root):
+        with (
+            runtime.database.transaction(read_only=True) as session,
+            document_lines(path, text, root),
+        ):
             if not isinstance(document, dict):
                 raise InvalidInput.at(str(path), "must hold a filter (a mapping)")
             result = runtime.segments.preview(session, document, sample)

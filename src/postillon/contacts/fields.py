@@ -31,6 +31,8 @@ class Channel(StrEnum):
 
 class ConsentStatus(StrEnum):
     subscribed = "subscribed"
+    # Asked to subscribe from a double opt-in source; subscribed once the link is followed.
+    pending = "pending"
     unsubscribed = "unsubscribed"
     bounced = "bounced"
     complained = "complained"

@@ -22,6 +22,7 @@ from postillon.contacts.schemas import (
 from postillon.contacts.upsert import (
     Action,
     ApplyContext,
+    ConfirmationRequester,
     Mode,
     Outcome,
     apply_changes,
@@ -46,10 +47,16 @@ class ContactService:
     def __init__(self, settings: Settings, clock: Clock) -> None:
         self.settings = settings
         self.clock = clock
+        # Set by the runtime: subscriptions mails double opt-in confirmations.
+        self.confirmations: ConfirmationRequester | None = None
 
     def context(self, source: str) -> ApplyContext:
         return ApplyContext(
-            now=self.clock.now(), secret_key=self.settings.secret_key, source=source
+            now=self.clock.now(),
+            secret_key=self.settings.secret_key,
+            source=source,
+            double_opt_in_sources=frozenset(self.settings.double_opt_in_sources),
+            confirmations=self.confirmations,
         )
 
     def check(

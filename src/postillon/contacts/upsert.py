@@ -16,7 +16,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy.orm import Session
 
@@ -83,6 +83,18 @@ class ApplyContext:
     now: datetime
     secret_key: str
     source: str
+    # Consent sources whose "subscribed" on email waits for a confirmation (double opt-in),
+    # and who mails that confirmation (subscriptions/optin.py), in the same transaction.
+    double_opt_in_sources: frozenset[str] = frozenset()
+    confirmations: ConfirmationRequester | None = None
+
+
+class ConfirmationRequester(Protocol):
+    def request(
+        self, session: Session, pending: Sequence[tuple[uuid.UUID, str]], *, now: datetime
+    ) -> None:
+        """Ask each (contact, consent source) now pending to confirm their subscription."""
+        ...
 
 
 def apply_changes(
@@ -130,6 +142,13 @@ def apply_changes(
     changed = [o.contact_id for o in outcomes if o.action in (Action.created, Action.updated)]
     queue_contacts(session, [c for c in changed if c is not None], now=context.now)
     record_internal(session, consent_events, now=context.now)
+    pending = [
+        (e.contact_id, str(e.properties["source"]))
+        for e in consent_events
+        if e.properties["channel"] == "email" and e.properties["status"] == "pending"
+    ]
+    if pending and context.confirmations is not None:
+        context.confirmations.request(session, pending, now=context.now)
     record_stage_changes(
         session,
         _stage_moves(targets.values(), outcomes),
@@ -363,8 +382,9 @@ def _apply(
     for channel, decision in item.default_consent.items():
         if channel not in target.consents and channel not in consent:
             consent[channel] = decision
-    for channel, (status, source) in consent.items():
+    for channel, (asked, source) in consent.items():
         current = target.consents.get(channel)
+        status = _double_opt_in(channel, asked, source or context.source, current, context)
         if current is not None and current["status"] == status:
             continue
         target.consents[channel] = {
@@ -386,6 +406,27 @@ def _apply(
                 },
             )
         )
+
+
+def _double_opt_in(
+    channel: str,
+    status: str,
+    source: str,
+    current: dict[str, Any] | None,
+    context: ApplyContext,
+) -> str:
+    """Every consent decision passes here: a subscription to email from a double opt-in
+    source is only `pending` (`apply_changes` then has the confirmation mailed, see
+    subscriptions/optin.py); a contact already subscribed stays so, one already pending
+    is not asked again."""
+    if (
+        channel == "email"
+        and status == "subscribed"
+        and source in context.double_opt_in_sources
+        and (current is None or current["status"] != "subscribed")
+    ):
+        return "pending"
+    return status
 
 
 def _write(

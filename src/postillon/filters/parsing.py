@@ -52,7 +52,14 @@ TRAITS: dict[str, Kind] = {
 }
 
 CONSENT_CHANNELS = ("email", "sms", "push")
-CONSENT_STATUSES = ("subscribed", "unsubscribed", "bounced", "complained", "unknown")
+CONSENT_STATUSES = (
+    "subscribed",
+    "pending",
+    "unsubscribed",
+    "bounced",
+    "complained",
+    "unknown",
+)
 PURCHASE_MEASURES = ("revenue", "count", "average_order_value")
 
 _COMPARE = {Op.eq, Op.ne, Op.lt, Op.le, Op.gt, Op.ge, Op.in_, Op.not_in, Op.between}

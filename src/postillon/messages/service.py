@@ -19,9 +19,19 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postillon.clock import Clock
-from postillon.errors import FieldProblem, InvalidInput
+from postillon.contacts.fields import FieldError, normalise_email
+from postillon.errors import FieldProblem, InvalidInput, NotFound
 from postillon.kit.ids import new_id
+from postillon.kit.pagination import decode_cursor, encode_cursor
 from postillon.messages import repository
+from postillon.messages.schemas import (
+    MessageOut,
+    MessagePage,
+    MessageStatsOut,
+    QueuedMessageOut,
+    SendIn,
+    SendOut,
+)
 
 
 class MessageKind(StrEnum):
@@ -37,6 +47,8 @@ class MessageState(StrEnum):
     bounced = "bounced"
     suppressed = "suppressed"
     unknown = "unknown"
+    # Never sent: its broadcast was cancelled while it waited.
+    cancelled = "cancelled"
 
 
 @dataclass(frozen=True)
@@ -122,4 +134,102 @@ class MessageService:
             created=created,
             duplicates=len(rows) - created,
             without_address=without_address,
+        )
+
+    # The messages API.
+
+    def send_template(self, session: Session, data: SendIn) -> SendOut:
+        """Queue the template for each named contact; unknown ones are a 422 naming them."""
+        template = repository.template_by_key(session, data.template)
+        if template is None:
+            raise InvalidInput.at("template", f"no template has the key {data.template!r}")
+        if not data.contact_ids and not data.emails:
+            raise InvalidInput.at("contact_ids", "name at least one contact (or emails)")
+        problems: list[FieldProblem] = []
+        known = repository.emails_of(session, data.contact_ids)
+        problems += [
+            FieldProblem(f"contact_ids[{i}]", f"no contact has the id {contact_id}")
+            for i, contact_id in enumerate(data.contact_ids)
+            if contact_id not in known
+        ]
+        normalised: list[str | None] = []
+        for i, address in enumerate(data.emails):
+            try:
+                normalised.append(normalise_email(address))
+            except FieldError as error:
+                problems.append(FieldProblem(f"emails[{i}]", str(error)))
+                normalised.append(None)
+        by_email = repository.contact_ids_by_email(session, [e for e in normalised if e])
+        problems += [
+            FieldProblem(f"emails[{i}]", f"no contact has the address {address}")
+            for i, address in enumerate(normalised)
+            if address is not None and address not in by_email
+        ]
+        problems += [
+            FieldProblem(f"contact_ids[{i}]", "the contact has no email address")
+            for i, contact_id in enumerate(data.contact_ids)
+            if contact_id in known and not known[contact_id]
+        ]
+        if problems:
+            raise InvalidInput.of(problems)
+        contacts = list(dict.fromkeys([*data.contact_ids, *(by_email[e] for e in normalised if e)]))
+        # Without a key every call is a new message; with one, a repeat is the same message.
+        key = data.dedupe_key or new_id().hex
+        requests = [
+            MessageRequest(
+                contact_id=contact_id,
+                template_id=template.id,
+                dedupe_key=f"api:{key}:{contact_id}",
+                source="api",
+                context=data.context,
+            )
+            for contact_id in contacts
+        ]
+        before = repository.ids_by_dedupe_key(session, [r.dedupe_key for r in requests])
+        result = self.enqueue(session, requests)
+        return SendOut(
+            kind=template.kind,
+            messages=[
+                QueuedMessageOut(
+                    contact_id=r.contact_id,
+                    message_id=result.message_ids[r.dedupe_key],
+                    duplicate=r.dedupe_key in before,
+                )
+                for r in requests
+            ],
+        )
+
+    def get(self, session: Session, message_id: uuid.UUID) -> MessageOut:
+        message = repository.get_message(session, message_id)
+        if message is None:
+            raise NotFound(f"no message with id {message_id}")
+        return MessageOut.model_validate(message)
+
+    def contact_messages(
+        self, session: Session, contact_id: uuid.UUID, *, cursor: str | None, limit: int
+    ) -> MessagePage:
+        """A contact's messages, newest first."""
+        after: tuple[datetime, uuid.UUID] | None = None
+        if cursor is not None:
+            values = decode_cursor(cursor)
+            try:
+                after = (datetime.fromisoformat(str(values[0])), uuid.UUID(str(values[1])))
+            except (ValueError, IndexError) as error:
+                raise InvalidInput.at("cursor", "not a cursor returned by this API") from error
+        rows = repository.contact_messages_page(session, contact_id, after=after, limit=limit + 1)
+        if not rows and after is None and not repository.emails_of(session, [contact_id]):
+            raise NotFound(f"no contact with id {contact_id}")
+        page = rows[:limit]
+        next_cursor = None
+        if len(rows) > limit:
+            last = page[-1]
+            next_cursor = encode_cursor(last.queued_at.isoformat(), last.id.hex)
+        return MessagePage(
+            items=[MessageOut.model_validate(m) for m in page], next_cursor=next_cursor
+        )
+
+    def stats(self, session: Session) -> MessageStatsOut:
+        counts = repository.count_by_state(session)
+        return MessageStatsOut(
+            states={state.value: counts.get(state.value, 0) for state in MessageState}
         )

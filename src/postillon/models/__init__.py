@@ -3,6 +3,7 @@
 from postillon.models.api_key import ApiKey
 from postillon.models.attribute_definition import AttributeDefinition
 from postillon.models.base import Base
+from postillon.models.broadcast import Broadcast, BroadcastVariant
 from postillon.models.contact import Contact
 from postillon.models.contact_consent import ContactConsent
 from postillon.models.contact_import import ContactImport, ContactImportTouch
@@ -11,6 +12,7 @@ from postillon.models.contact_tag import ContactTag
 from postillon.models.contact_trait import ContactTrait
 from postillon.models.content_block import ContentBlock
 from postillon.models.email_template import EmailTemplate
+from postillon.models.email_topic import ContactTopic, EmailTopic
 from postillon.models.event import Event
 from postillon.models.event_queue import EventQueueItem, IdSequence
 from postillon.models.lifecycle import LifecycleStage, StageChange
@@ -27,6 +29,8 @@ __all__ = [
     "ApiKey",
     "AttributeDefinition",
     "Base",
+    "Broadcast",
+    "BroadcastVariant",
     "Contact",
     "ContactConsent",
     "ContactImport",
@@ -35,9 +39,11 @@ __all__ = [
     "ContactRefresh",
     "ContactScore",
     "ContactTag",
+    "ContactTopic",
     "ContactTrait",
     "ContentBlock",
     "EmailTemplate",
+    "EmailTopic",
     "Event",
     "EventQueueItem",
     "IdSequence",

@@ -43,7 +43,7 @@ class Message(Base):
     topic: Mapped[str | None] = mapped_column(String(100))
     template_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("email_templates.id"))
     template_version: Mapped[int | None] = mapped_column(Integer)
-    broadcast_id: Mapped[uuid.UUID | None] = mapped_column(Uuid)
+    broadcast_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("broadcasts.id"))
     # The A/B variant of a broadcast (or journey split) this message carries.
     variant: Mapped[str | None] = mapped_column(String(50))
     # Who asked for it: api, broadcast, journey, rule, optin …
@@ -70,3 +70,6 @@ class Message(Base):
     opened_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     clicked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     unsubscribed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    # Opens by privacy proxies and scanners (tracking adds 1 for each): reported apart
+    # from the unique opens, which count people only.
+    machine_opens: Mapped[int] = mapped_column(Integer, default=0)

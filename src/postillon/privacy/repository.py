@@ -10,7 +10,14 @@ from sqlalchemy import delete, or_, select
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of
-from postillon.models import ContactImport, ContactImportTouch, ContactMerge, Suppression, Visitor
+from postillon.models import (
+    ContactImport,
+    ContactImportTouch,
+    ContactMerge,
+    ContactTopic,
+    Suppression,
+    Visitor,
+)
 
 
 def suppressed(session: Session, digests: Collection[str]) -> dict[str, str]:
@@ -65,6 +72,11 @@ def imports_of(session: Session, contact_id: uuid.UUID) -> list[tuple[uuid.UUID,
         .order_by(ContactImport.started_at)
     )
     return [(i, f, a) for i, f, a in session.execute(query)]
+
+
+def topic_choices_of(session: Session, contact_id: uuid.UUID) -> list[ContactTopic]:
+    query = select(ContactTopic).where(ContactTopic.contact_id == contact_id)
+    return list(session.scalars(query.order_by(ContactTopic.topic)))
 
 
 def visitors_of(session: Session, contact_id: uuid.UUID) -> list[Visitor]:

@@ -72,6 +72,15 @@ class PrivacyService:
             "events": events,
             "merges": merges,
             "imports": imports,
+            "email_topics": [
+                {
+                    "topic": t.topic,
+                    "status": t.status,
+                    "changed_at": t.changed_at.isoformat(),
+                    "source": t.source,
+                }
+                for t in privacy_repository.topic_choices_of(session, contact_id)
+            ],
         }
 
     def erase(self, session: Session, contact_id: uuid.UUID) -> None:

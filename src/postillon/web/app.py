@@ -12,13 +12,20 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from postillon import __version__
+from postillon.bounces.server import bounce_server
+from postillon.broadcasts.endpoints import router as broadcasts_router
 from postillon.contacts.endpoints import router as contacts_router
 from postillon.imports.endpoints import router as imports_router
 from postillon.lifecycle.endpoints import router as lifecycle_router
+from postillon.messages.endpoints import router as messages_router
+from postillon.messages.stats_endpoints import router as message_stats_router
+from postillon.messages.tracking_endpoints import router as email_tracking_router
 from postillon.privacy.endpoints import router as privacy_router
 from postillon.runtime import Runtime
 from postillon.scoring.endpoints import router as scoring_router
 from postillon.segments.endpoints import router as segments_router
+from postillon.subscriptions.endpoints import pages as subscription_pages
+from postillon.subscriptions.endpoints import router as topics_router
 from postillon.templates.endpoints import blocks_router, templates_router
 from postillon.tracking.endpoints import admin_router as visitors_router
 from postillon.tracking.endpoints import router as tracking_router
@@ -44,9 +51,16 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
         worker = Worker(runtime, name="embedded")
         if with_worker:
             worker_task = asyncio.create_task(worker.run_forever())
+        # The bounce server goes with the worker (embedded mode), if enabled.
+        enabled = with_worker and runtime.settings.bounce_server_enabled
+        bounces = bounce_server(runtime) if enabled else None
+        if bounces is not None:
+            await asyncio.to_thread(bounces.start)
         try:
             yield
         finally:
+            if bounces is not None:
+                await asyncio.to_thread(bounces.stop)
             if worker_task is not None:
                 worker.stop()
                 await worker_task
@@ -75,6 +89,12 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(blocks_router)
     app.include_router(vouchers_router)
     app.include_router(voucher_image_router)
+    app.include_router(messages_router)
+    app.include_router(email_tracking_router)
+    app.include_router(subscription_pages)
+    app.include_router(topics_router)
+    app.include_router(broadcasts_router)
+    app.include_router(message_stats_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:

@@ -20,8 +20,10 @@ class WorkerTask(Protocol):
 def default_tasks() -> list[WorkerTask]:
     """The tasks every worker runs. Features add theirs here as they gain due work
     (journey steps, sends and segment refreshes are next)."""
+    from postillon.broadcasts.tasks import BroadcastTask
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
+    from postillon.messages.sending import SendTask
     from postillon.scoring.consumer import LeadScoringConsumer
     from postillon.scoring.tasks import ScoreDecayTask
     from postillon.segments.tasks import (
@@ -41,4 +43,6 @@ def default_tasks() -> list[WorkerTask]:
         AnonymousPurgeTask(),
         ScoreDecayTask(),
         TraitsRefreshTask(),
+        BroadcastTask(),
+        SendTask(),
     ]

@@ -6,6 +6,7 @@ Create Date: 2026-11-22 18:45:23.419340
 """
 
 from collections.abc import Sequence
+from datetime import UTC, datetime
 
 import sqlalchemy as sa
 from alembic import op
@@ -41,6 +42,67 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_email_templates")),
         sa.UniqueConstraint("key", name=op.f("uq_email_templates_key")),
     )
+    # --- Broadcasts (newsletters with A/B tests; before `messages`, which refers to them)
+    op.create_table(
+        "broadcasts",
+        sa.Column("id", sa.Uuid(), nullable=False),
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("state", sa.String(length=20), nullable=False),
+        sa.Column("audience_kind", sa.String(length=20), nullable=False),
+        sa.Column("audience_key", sa.String(length=100), nullable=True),
+        sa.Column("send_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("local_send_time", sa.String(length=16), nullable=True),
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column("start_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("rate_per_minute", sa.Integer(), nullable=True),
+        sa.Column("test_share_percent", sa.Integer(), nullable=True),
+        sa.Column("test_duration_seconds", sa.Integer(), nullable=True),
+        sa.Column("winner_metric", sa.String(length=10), nullable=True),
+        sa.Column("test_ends_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("winner_variant", sa.String(length=50), nullable=True),
+        sa.Column("test_results", postillon.kit.types.JSONDocument, nullable=True),
+        sa.Column("phase", sa.String(length=10), nullable=True),
+        sa.Column("cursor_contact_id", sa.Uuid(), nullable=True),
+        sa.Column("phase_done", sa.Boolean(), nullable=False),
+        sa.Column(
+            "phase_started_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True
+        ),
+        sa.Column("recipient_count", sa.Integer(), nullable=False),
+        sa.Column("throttle_slots", postillon.kit.types.JSONDocument, nullable=False),
+        sa.Column("last_due_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("final_counts", postillon.kit.types.JSONDocument, nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("created_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("started_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("finished_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_broadcasts")),
+        sa.UniqueConstraint("key", name=op.f("uq_broadcasts_key")),
+    )
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.create_index("ix_broadcasts_state", ["state", "start_at"], unique=False)
+    op.create_table(
+        "broadcast_variants",
+        sa.Column("broadcast_id", sa.Uuid(), nullable=False),
+        sa.Column("name", sa.String(length=50), nullable=False),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("template_id", sa.Uuid(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"],
+            ["broadcasts.id"],
+            name=op.f("fk_broadcast_variants_broadcast_id_broadcasts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["template_id"],
+            ["email_templates.id"],
+            name=op.f("fk_broadcast_variants_template_id_email_templates"),
+        ),
+        sa.PrimaryKeyConstraint("broadcast_id", "name", name=op.f("pk_broadcast_variants")),
+    )
+    # --- end of broadcasts
+
     op.create_table(
         "messages",
         sa.Column("id", sa.Uuid(), nullable=False),
@@ -75,6 +137,7 @@ def upgrade() -> None:
         sa.Column("opened_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("clicked_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
         sa.Column("unsubscribed_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("machine_opens", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(
             ["contact_id"],
             ["contacts.id"],
@@ -85,6 +148,9 @@ def upgrade() -> None:
             ["template_id"],
             ["email_templates.id"],
             name=op.f("fk_messages_template_id_email_templates"),
+        ),
+        sa.ForeignKeyConstraint(
+            ["broadcast_id"], ["broadcasts.id"], name=op.f("fk_messages_broadcast_id_broadcasts")
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_messages")),
         sa.UniqueConstraint("dedupe_key", name=op.f("uq_messages_dedupe_key")),
@@ -152,8 +218,59 @@ def upgrade() -> None:
 
     # ### end Alembic commands ###
 
+    # Compliance: preference topics and contacts' choices on them (subscriptions/).
+    email_topics = op.create_table(
+        "email_topics",
+        sa.Column("key", sa.String(length=100), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("position", sa.Integer(), nullable=False),
+        sa.Column("created_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("key", name=op.f("pk_email_topics")),
+    )
+    op.create_table(
+        "contact_topics",
+        sa.Column("contact_id", sa.Uuid(), nullable=False),
+        sa.Column("topic", sa.String(length=100), nullable=False),
+        sa.Column("status", sa.String(length=20), nullable=False),
+        sa.Column("changed_at", postillon.kit.types.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("source", sa.String(length=200), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["contact_id"],
+            ["contacts.id"],
+            name=op.f("fk_contact_topics_contact_id_contacts"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["topic"],
+            ["email_topics.key"],
+            name=op.f("fk_contact_topics_topic_email_topics"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("contact_id", "topic", name=op.f("pk_contact_topics")),
+    )
+    seeded_at = datetime(2026, 11, 22, tzinfo=UTC)
+    op.bulk_insert(
+        email_topics,
+        [
+            {"key": key, "name": name, "description": description, "position": position,
+             "created_at": seeded_at, "updated_at": seeded_at}
+            for position, (key, name, description) in enumerate(
+                [
+                    ("newsletter", "Newsletter", "Our regular newsletter"),
+                    ("offers", "Offers", "Discounts, vouchers and sales"),
+                    ("product-news", "Product news", "New products and updates"),
+                ]
+            )
+        ],
+    )  # fmt: skip
+
 
 def downgrade() -> None:
+    # Compliance.
+    op.drop_table("contact_topics")
+    op.drop_table("email_topics")
     # Templates: conditional content blocks and voucher pools with their codes.
     with op.batch_alter_table("voucher_codes", schema=None) as batch_op:
         batch_op.drop_index("uq_voucher_codes_pool_contact")
@@ -170,5 +287,11 @@ def downgrade() -> None:
         batch_op.drop_index("ix_messages_broadcast")
 
     op.drop_table("messages")
+    # --- broadcasts
+    op.drop_table("broadcast_variants")
+    with op.batch_alter_table("broadcasts", schema=None) as batch_op:
+        batch_op.drop_index("ix_broadcasts_state")
+    op.drop_table("broadcasts")
+    # --- end of broadcasts
     op.drop_table("email_templates")
     # ### end Alembic commands ###

@@ -1,0 +1,1 @@
+"""Bounces and complaints: the inbound SMTP server for DSNs and ARF reports."""

@@ -1,0 +1,1 @@
+"""Delivery channels: one package per channel, one module per provider."""

@@ -1,0 +1,1 @@
+"""Email delivery: the provider protocol and its implementations."""
