@@ -1,9 +1,9 @@
 """Keeping segment membership current, in sets.
 
 A full refresh runs the segment's compiled filter once for everyone and applies the
-difference in two statements (leavers, then newcomers), inside the database. An
-incremental refresh takes a batch of contacts that changed and, segment by segment, runs
-the correlated form of the filter for just them. Segments that use other segments
+difference (leavers, then newcomers) inside the database. An incremental refresh takes a
+batch of contacts that changed and, segment by segment, runs the correlated form of the
+filter for just them (each statement built once and kept). Segments that use other segments
 (`in_segment`) are refreshed after those, so one pass settles everything. Every entry and
 exit is kept (`segment_memberships` rows with `exited_at` are the history) and recorded on
 the contact's timeline as `segment_entered` / `segment_exited`, the events automations
@@ -13,7 +13,7 @@ trigger on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Collection, Hashable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,7 +23,7 @@ from postillon.errors import Conflict
 from postillon.events.service import InternalEvent, record_internal
 from postillon.filters import model as m
 from postillon.filters.parsing import parse_filter
-from postillon.filters.sql import Catalog, select_members
+from postillon.filters.sql import Catalog, ListedQuery, listed_query, select_members
 from postillon.models import Segment
 from postillon.segments import repository
 
@@ -88,12 +88,11 @@ def refresh_everyone(
     dialect = session.get_bind().dialect.name
     repository.allow_large_set_operations(session)
     matching = select_members(compiled.filter, catalog, dialect)
-    exited = repository.exit_all_but(session, segment.id, matching, now)
-    entered = repository.enter_all(session, segment.id, matching, now)
-    segment.member_count = repository.count_members(session, segment.id)
+    refreshed = repository.refresh_all(session, segment.id, matching, now)
+    segment.member_count = refreshed.member_count
     segment.refreshed_at = now
-    _record(session, segment, entered, exited, now)
-    return Changes(entered, exited)
+    _record(session, segment, refreshed.entered, refreshed.exited, now)
+    return Changes(refreshed.entered, refreshed.exited)
 
 
 def refresh_contacts(
@@ -110,8 +109,8 @@ def refresh_contacts(
     members = repository.current_memberships(session, contact_ids)
     for compiled in ordered:
         segment = compiled.segment
-        query = select_members(compiled.filter, catalog, dialect, contact_ids=contact_ids)
-        matching = set(session.scalars(query))
+        query = _listed_query(compiled.filter, catalog, dialect)
+        matching = set(session.scalars(query.statement, query.parameters(catalog.now, contact_ids)))
         current = members.get(segment.id, set())
         entered, exited = sorted(matching - current), sorted(current - matching)
         if not entered and not exited:
@@ -122,6 +121,33 @@ def refresh_contacts(
         _record(session, segment, entered, exited, now)
         changes[segment.key] = Changes(entered, exited)
     return changes
+
+
+# Statements for listed contacts by filter, catalog and dialect: building one costs more
+# than running it for a few contacts. The catalog's time is left out of the key, as the
+# values that follow it are parameters.
+_LISTED_QUERIES: dict[Hashable, ListedQuery] = {}
+_LISTED_QUERIES_KEPT = 256
+
+
+def _listed_query(node: m.Filter, catalog: Catalog, dialect: str) -> ListedQuery:
+    key = (
+        node,
+        dialect,
+        catalog.stages,
+        tuple(sorted(catalog.score_models.items())),
+        tuple(sorted(catalog.segments.items())),
+        catalog.purchase_event,
+    )
+    try:
+        found = _LISTED_QUERIES.get(key)
+    except TypeError:  # a value in the filter that cannot be hashed: build it each time
+        return listed_query(node, catalog, dialect)
+    if found is None:
+        if len(_LISTED_QUERIES) >= _LISTED_QUERIES_KEPT:
+            _LISTED_QUERIES.clear()
+        found = _LISTED_QUERIES[key] = listed_query(node, catalog, dialect)
+    return found
 
 
 def _record(
