@@ -12,7 +12,7 @@ counts as false already. Tests on one value are in `filters.sql_values`.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -22,6 +22,7 @@ from sqlalchemy import (
     Select,
     String,
     and_,
+    any_,
     bindparam,
     exists,
     false,
@@ -32,6 +33,7 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
+from sqlalchemy.dialects import postgresql
 
 from postillon.filters import model as m
 from postillon.filters import values
@@ -82,32 +84,61 @@ def select_members(
 
 @dataclass(frozen=True)
 class ListedQuery:
-    """A filter's statement for listed contacts, built once: run it for any contacts at
-    any time with `parameters`."""
+    """A statement for listed contacts (`is_listed`), built once: run it for any contacts
+    at any time with `parameters`."""
 
-    statement: Select[uuid.UUID]
+    statement: Any  # a SELECT, or a UNION ALL of them
     timed: dict[str, Callable[[datetime], Any]]
 
     def parameters(self, now: datetime, contact_ids: Collection[uuid.UUID]) -> dict[str, Any]:
         found = {name: value_at(now) for name, value_at in self.timed.items()}
-        found[_LISTED] = sorted(contact_ids)
+        found[LISTED] = sorted(contact_ids)
         return found
 
 
-_LISTED = "listed_contact_ids"
+LISTED = "listed_contact_ids"
+
+
+def is_listed(column: Any, dialect: str) -> Condition:
+    """`column` is one of the contacts `ListedQuery.parameters` names. On PostgreSQL
+    `= ANY(:array)`: one parameter however many contacts and however often it is used,
+    so the statement's text stays the same and its prepared plan an index lookup."""
+    if dialect == "postgresql":
+        array = bindparam(LISTED, [], type_=postgresql.ARRAY(column.type))
+        return column == any_(array)  # type: ignore[no-any-return]
+    return column.in_(bindparam(LISTED, [], type_=column.type, expanding=True))  # type: ignore[no-any-return]
+
+
+def listed_conditions(
+    nodes: Sequence[m.Filter], catalog: Catalog, dialect: str
+) -> tuple[list[Condition], dict[str, Callable[[datetime], Any]]]:
+    """Conditions over `contacts` for listed contacts (correlated), one a filter, and the
+    values in them that follow the time, by parameter name (distinct across them)."""
+    timed: dict[str, Callable[[datetime], Any]] = {}
+    conditions = [
+        SqlCompiler(dialect, catalog, correlated=True, timed=timed).condition(node)
+        for node in nodes
+    ]
+    return conditions, timed
 
 
 def listed_query(node: m.Filter, catalog: Catalog, dialect: str) -> ListedQuery:
-    """The statement of `select_members(…, contact_ids=…)`, to be run with parameters."""
-    compiler = SqlCompiler(dialect, catalog, correlated=True)
-    listed = bindparam(_LISTED, [], type_=contacts.c.id.type, expanding=True)
-    statement = select(contacts.c.id).where(compiler.condition(node), contacts.c.id.in_(listed))
-    return ListedQuery(statement, dict(compiler.timed))
+    """`select_members(…, contact_ids=…)` built once, to be run with `parameters`."""
+    [condition], timed = listed_conditions([node], catalog, dialect)
+    statement = select(contacts.c.id).where(condition, is_listed(contacts.c.id, dialect))
+    return ListedQuery(statement, timed)
 
 
 class SqlCompiler(ValueTests):
-    def __init__(self, dialect: str, catalog: Catalog, *, correlated: bool) -> None:
-        super().__init__(dialect, catalog)
+    def __init__(
+        self,
+        dialect: str,
+        catalog: Catalog,
+        *,
+        correlated: bool,
+        timed: dict[str, Callable[[datetime], Any]] | None = None,
+    ) -> None:
+        super().__init__(dialect, catalog, timed)
         self.correlated = correlated
         self._negations = 0  # how many `not`s the condition being compiled is inside
 

@@ -52,14 +52,19 @@ class Catalog:
 
 
 class ValueTests:
-    def __init__(self, dialect: str, catalog: Catalog) -> None:
+    def __init__(
+        self,
+        dialect: str,
+        catalog: Catalog,
+        timed: dict[str, Callable[[datetime], Any]] | None = None,
+    ) -> None:
         self.dialect = dialect
         self.sqlite = dialect == "sqlite"
         self.catalog = catalog
         self.now = catalog.now
         self.today = catalog.now.date()
-        # The values that follow the time, by parameter name.
-        self.timed: dict[str, Callable[[datetime], Any]] = {}
+        # The values that follow the time, by parameter name (it may be shared).
+        self.timed: dict[str, Callable[[datetime], Any]] = {} if timed is None else timed
 
     def at(
         self, value_at: Callable[[datetime], Any], kind: Any, expanding: bool = False

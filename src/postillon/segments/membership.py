@@ -23,7 +23,14 @@ from postillon.errors import Conflict
 from postillon.events.service import InternalEvent, record_internal
 from postillon.filters import model as m
 from postillon.filters.parsing import parse_filter
-from postillon.filters.sql import Catalog, ListedQuery, listed_query, select_members
+from postillon.filters.sql import (
+    Catalog,
+    ListedQuery,
+    is_listed,
+    listed_conditions,
+    select_members,
+)
+from postillon.kit.repository import IN_CHUNK
 from postillon.models import Segment
 from postillon.segments import repository
 
@@ -102,37 +109,73 @@ def refresh_contacts(
     catalog: Catalog,
     now: datetime,
 ) -> dict[str, Changes]:
-    """Bring every segment's membership up to date for `contact_ids`: two queries a
-    segment, whatever the number of contacts."""
+    """Bring every segment's membership up to date for `contact_ids`. One query reads
+    their current memberships and who matches each segment (segments that use segments
+    changed before them wait for a later query); then two writes a changed segment."""
     dialect = session.get_bind().dialect.name
     changes: dict[str, Changes] = {}
-    members = repository.current_memberships(session, contact_ids)
-    for compiled in ordered:
-        segment = compiled.segment
-        query = _listed_query(compiled.filter, catalog, dialect)
-        matching = set(session.scalars(query.statement, query.parameters(catalog.now, contact_ids)))
-        current = members.get(segment.id, set())
-        entered, exited = sorted(matching - current), sorted(current - matching)
-        if not entered and not exited:
-            continue
-        repository.leave(session, segment.id, exited, now)
-        repository.enter(session, segment.id, entered, now)
-        repository.adjust_member_count(session, segment.id, len(entered) - len(exited))
-        _record(session, segment, entered, exited, now)
-        changes[segment.key] = Changes(entered, exited)
+    members: dict[uuid.UUID, set[uuid.UUID]] | None = None
+    if len(contact_ids) > IN_CHUNK:
+        members = repository.current_memberships(session, contact_ids)
+    for batch in _batches(ordered, _segments_per_query(dialect, len(contact_ids))):
+        query = _listed_query(batch, catalog, dialect, with_current=members is None)
+        current, matching = repository.read_listed(
+            session, query.statement, query.parameters(catalog.now, contact_ids)
+        )
+        if members is None:
+            members = current
+        for compiled in batch:
+            segment = compiled.segment
+            found, before = matching.get(segment.id, set()), members.get(segment.id, set())
+            entered, exited = sorted(found - before), sorted(before - found)
+            if not entered and not exited:
+                continue
+            repository.leave(session, segment.id, exited, now)
+            repository.enter(session, segment.id, entered, now)
+            repository.adjust_member_count(session, segment.id, len(entered) - len(exited))
+            _record(session, segment, entered, exited, now)
+            changes[segment.key] = Changes(entered, exited)
     return changes
 
 
-# Statements for listed contacts by filter, catalog and dialect: building one costs more
-# than running it for a few contacts. The catalog's time is left out of the key, as the
-# values that follow it are parameters.
+def _segments_per_query(dialect: str, contacts: int) -> int:
+    """SQLite repeats the list of contacts in each segment's part (and allows 32,766
+    parameters a statement); PostgreSQL sends it once, as an array."""
+    if dialect == "sqlite":
+        return max(1, min(_SEGMENTS_PER_QUERY, 30_000 // max(1, contacts) - 1))
+    return _SEGMENTS_PER_QUERY
+
+
+_SEGMENTS_PER_QUERY = 30
+
+
+def _batches(ordered: Sequence[CompiledSegment], size: int) -> Iterator[list[CompiledSegment]]:
+    """`ordered` in runs of at most `size` segments, none using another of its run."""
+    batch: list[CompiledSegment] = []
+    keys: set[str] = set()
+    for compiled in ordered:
+        if len(batch) >= size or segment_references(compiled.filter) & keys:
+            yield batch
+            batch, keys = [], set()
+        batch.append(compiled)
+        keys.add(compiled.segment.key)
+    if batch:
+        yield batch
+
+
+# Statements for listed contacts by segments, filters, catalog and dialect: building
+# one costs more than running it for a few contacts. The catalog's time is left out of
+# the key, as the values that follow it are parameters.
 _LISTED_QUERIES: dict[Hashable, ListedQuery] = {}
 _LISTED_QUERIES_KEPT = 256
 
 
-def _listed_query(node: m.Filter, catalog: Catalog, dialect: str) -> ListedQuery:
+def _listed_query(
+    batch: Sequence[CompiledSegment], catalog: Catalog, dialect: str, *, with_current: bool
+) -> ListedQuery:
     key = (
-        node,
+        tuple((compiled.segment.id, compiled.filter) for compiled in batch),
+        with_current,
         dialect,
         catalog.stages,
         tuple(sorted(catalog.score_models.items())),
@@ -141,13 +184,26 @@ def _listed_query(node: m.Filter, catalog: Catalog, dialect: str) -> ListedQuery
     )
     try:
         found = _LISTED_QUERIES.get(key)
-    except TypeError:  # a value in the filter that cannot be hashed: build it each time
-        return listed_query(node, catalog, dialect)
+    except TypeError:  # a value in a filter that cannot be hashed: build it each time
+        return _build_listed_query(batch, catalog, dialect, with_current=with_current)
     if found is None:
         if len(_LISTED_QUERIES) >= _LISTED_QUERIES_KEPT:
             _LISTED_QUERIES.clear()
-        found = _LISTED_QUERIES[key] = listed_query(node, catalog, dialect)
+        found = _build_listed_query(batch, catalog, dialect, with_current=with_current)
+        _LISTED_QUERIES[key] = found
     return found
+
+
+def _build_listed_query(
+    batch: Sequence[CompiledSegment], catalog: Catalog, dialect: str, *, with_current: bool
+) -> ListedQuery:
+    conditions, timed = listed_conditions([c.filter for c in batch], catalog, dialect)
+    statement = repository.listed_query(
+        [(c.segment.id, condition) for c, condition in zip(batch, conditions, strict=True)],
+        lambda column: is_listed(column, dialect),
+        with_current=with_current,
+    )
+    return ListedQuery(statement, timed)
 
 
 def _record(

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Select,
     Uuid,
     column,
@@ -19,8 +20,10 @@ from sqlalchemy import (
     select,
     table,
     text,
+    union_all,
     update,
 )
+from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of, table_of
@@ -134,11 +137,17 @@ def _refresh_all_postgresql(
     entered = _enter_from(segment_id, found, now).cte("entered")
     statement = select(
         select(func.count()).select_from(found).scalar_subquery(),
-        select(func.array_agg(entered.c.contact_id)).scalar_subquery(),
-        select(func.array_agg(exited.c.contact_id)).scalar_subquery(),
+        select(_ordered_ids(entered.c.contact_id)).scalar_subquery(),
+        select(_ordered_ids(exited.c.contact_id)).scalar_subquery(),
     )
     count, entered_ids, exited_ids = session.execute(statement).one()
-    return FullRefresh(sorted(entered_ids or ()), sorted(exited_ids or ()), int(count))
+    return FullRefresh(list(entered_ids or ()), list(exited_ids or ()), int(count))
+
+
+def _ordered_ids(column: Any) -> Any:
+    """The ids in one array, in order (events recorded for them then go into the
+    contact index in its order; Python sorts UUIDs a hundred times slower)."""
+    return func.array_agg(aggregate_order_by(column, column))
 
 
 _MATCHING_SQLITE = table("segment_refresh_matching", column("id", Uuid()), schema="temp")
@@ -157,7 +166,11 @@ def _refresh_all_sqlite(
     entered = list(session.scalars(_enter_from(segment_id, found, now)))
     count = int(session.scalar(select(func.count()).select_from(found)) or 0)
     session.execute(delete(found))
-    return FullRefresh(sorted(entered), sorted(exited), count)
+    return FullRefresh(sorted(entered, key=_bytes), sorted(exited, key=_bytes), count)
+
+
+def _bytes(id_: uuid.UUID) -> bytes:
+    return id_.bytes
 
 
 # --- membership, for listed contacts ---
@@ -179,6 +192,42 @@ def current_memberships(
         for segment_id, contact_id in rows:
             found.setdefault(segment_id, set()).add(contact_id)
     return found
+
+
+def listed_query(
+    conditions: Sequence[tuple[uuid.UUID, ColumnElement[bool]]],
+    is_listed: Callable[[Any], ColumnElement[bool]],
+    *,
+    with_current: bool,
+) -> Any:
+    """One statement for listed contacts: rows (current, segment id, contact id) of the
+    segments the contacts are in now (`with_current`) and of the contacts meeting each
+    segment's condition, as `read_listed` takes them."""
+    parts: list[Select[Any]] = []
+    if with_current:
+        parts.append(
+            select(
+                literal(True).label("current"), memberships.c.segment_id, memberships.c.contact_id
+            ).where(is_listed(memberships.c.contact_id), memberships.c.exited_at.is_(None))
+        )
+    for segment_id, condition in conditions:
+        parts.append(
+            select(literal(False).label("current"), literal(segment_id, Uuid), contacts.c.id).where(
+                condition, is_listed(contacts.c.id)
+            )
+        )
+    return parts[0] if len(parts) == 1 else union_all(*parts)
+
+
+def read_listed(
+    session: Session, statement: Any, parameters: dict[str, Any]
+) -> tuple[dict[uuid.UUID, set[uuid.UUID]], dict[uuid.UUID, set[uuid.UUID]]]:
+    """Run a `listed_query`: the current members and the matching contacts, by segment."""
+    current: dict[uuid.UUID, set[uuid.UUID]] = {}
+    matching: dict[uuid.UUID, set[uuid.UUID]] = {}
+    for is_current, segment_id, contact_id in session.execute(statement, parameters):
+        (current if is_current else matching).setdefault(segment_id, set()).add(contact_id)
+    return current, matching
 
 
 def enter(
