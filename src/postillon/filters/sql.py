@@ -34,6 +34,8 @@ from sqlalchemy import (
     type_coerce,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from postillon.filters import model as m
 from postillon.filters import values
@@ -349,7 +351,15 @@ class SqlCompiler(ValueTests):
     def _events_in(self, conditions: list[Condition], having: Condition | None) -> Condition:
         query = select(events.c.contact_id).where(events.c.contact_id.is_not(None), *conditions)
         if having is not None:
-            query = query.group_by(events.c.contact_id).having(having)
+            by_contact: ColumnElement[Any] = events.c.contact_id
+            if self.sqlite:
+                # `+contact_id`: with statistics (ANALYZE) SQLite would group by walking
+                # the (contact_id, …) index, reading every event, rather than take the
+                # window from (name, occurred_at) and sort what it found.
+                by_contact = UnaryExpression(
+                    by_contact, operator=custom_op("+"), type_=by_contact.type
+                )
+            query = query.group_by(by_contact).having(having)
         return contacts.c.id.in_(query)
 
     def _aggregate(
