@@ -2,9 +2,10 @@
 
 A full refresh runs the segment's compiled filter once for everyone and applies the
 difference (leavers, then newcomers) inside the database. An incremental refresh takes a
-batch of contacts that changed and, segment by segment, runs the correlated form of the
-filter for just them (each statement built once and kept). Segments that use other segments
-(`in_segment`) are refreshed after those, so one pass settles everything. Every entry and
+batch of contacts that changed and runs the correlated form of every segment's filter for
+just them, with their current memberships, in one statement built once and kept.
+Segments that use other segments (`in_segment`) are refreshed after those, so one pass
+settles everything. Every entry and
 exit is kept (`segment_memberships` rows with `exited_at` are the history) and recorded on
 the contact's timeline as `segment_entered` / `segment_exited`, the events automations
 trigger on.
