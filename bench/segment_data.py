@@ -42,12 +42,13 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session
 
 from postillon.clock import VirtualClock
 from postillon.events.service import store_events
 from postillon.kit import migrate
-from postillon.kit.db import Database
+from postillon.kit.db import Database, make_engine
 from postillon.kit.repository import copy_rows, insert_rows
 from postillon.models import Contact, ContactTag
 from postillon.runtime import Runtime
@@ -170,6 +171,38 @@ def cached_sqlite(
         database.dispose()
     generated.save(summary)  # last: a file without its summary is an interrupted one
     return url, generated, False
+
+
+def cached_postgres(
+    server_url: str, shape: Shape, data_dir: Path, *, regenerate: bool, say: Any = print
+) -> tuple[str, Generated, bool]:
+    """Like `cached_sqlite`, a database on the PostgreSQL server at `server_url` named
+    after `shape`, kept between runs; what the generation made is its database comment
+    (written last: a database without one is an interrupted generation)."""
+    name = f"postillon_bench_{shape.contacts}c_{shape.events_per_contact}epc_v{DATA_VERSION}"
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as connection:
+            summary = connection.execute(
+                text(
+                    "SELECT shobj_description(oid, 'pg_database') FROM pg_database "
+                    "WHERE datname = :name"
+                ),
+                {"name": name},
+            ).scalar()
+            if summary and not regenerate:
+                return url, Generated(**json.loads(summary)), True
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            connection.execute(text(f'CREATE DATABASE "{name}"'))
+        migrate_fresh(url)
+        generated = generate(url, shape, data_dir, say=say)
+        with admin.connect() as connection:
+            comment = json.dumps(asdict(generated)).replace("'", "''")
+            connection.execute(text(f"COMMENT ON DATABASE \"{name}\" IS '{comment}'"))
+        return url, generated, False
+    finally:
+        admin.dispose()
 
 
 def generate(url: str, shape: Shape, data_dir: Path, *, say: Any = print) -> Generated:

@@ -38,7 +38,7 @@ target (all of them with `--plans`).
 
     ./dev bench segment_refresh [--contacts N] [--events-per-contact N]
                                 [--database-url URL|auto-postgres] [--cache-dir DIR]
-                                [--regenerate] [--analyze] [--plans]
+                                [--keep-database] [--regenerate] [--analyze] [--plans]
 """
 
 from __future__ import annotations
@@ -56,7 +56,6 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import TextClause, Uuid, bindparam, column, event, text
-from sqlalchemy.exc import CompileError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.selectable import TextualSelect
 
@@ -70,6 +69,7 @@ from bench.segment_data import (
     SOURCE,
     Shape,
     bench_runtime,
+    cached_postgres,
     cached_sqlite,
     contact_id,
     generate,
@@ -213,49 +213,6 @@ def hand_written(sql: str, values: dict[str, Any]) -> TextualSelect:
             kind = UTCDateTime() if isinstance(value, datetime) else None
             clause = clause.bindparams(bindparam(name, value, type_=kind))
     return clause.columns(column("id", Uuid()))
-
-
-def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> list[str]:
-    """The plan of `statement` (its values inline where they can be written as SQL: the
-    plan a one-off run gets; otherwise bound, as Postillon runs it)."""
-    connection = session.connection()
-    sql, values = _runnable(statement, connection.dialect)
-    if connection.dialect.name == "sqlite":
-        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values).all()
-        depth: dict[int, int] = {0: 0}
-        lines = []
-        for node, parent, _, detail in rows:
-            depth[node] = depth.get(parent, 0) + 1
-            lines.append(f"{'  ' * (depth[node] - 1)}{detail}")
-        return lines
-    options = "(ANALYZE, BUFFERS) " if analyze else ""
-    result = connection.exec_driver_sql(f"EXPLAIN {options}{sql}", values)
-    return [str(row[0]) for row in result]
-
-
-def _runnable(statement: Any, dialect: Any) -> tuple[str, Any]:
-    if isinstance(statement, str):
-        return statement, ()
-    try:
-        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})), ()
-    except CompileError:  # a value with no SQL literal form (jsonb): bind them all
-        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
-        processors = compiled._bind_processors  # each value as its column type sends it
-        values = {
-            name: processors[name](value) if name in processors else value
-            for name, value in compiled.params.items()
-        }
-        if dialect.name == "sqlite":
-            return str(compiled), tuple(values[name] for name in compiled.positiontup or ())
-        return str(compiled), values
-
-
-def sql_text(statement: Any, dialect: Any) -> str:
-    """The statement as SQL with its values inline (for reading, not running)."""
-    try:
-        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-    except CompileError:
-        return str(statement.compile(dialect=dialect))
 
 
 @dataclass
@@ -492,7 +449,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         help=f"where generated SQLite files are kept between runs (default {DEFAULT_CACHE})",
     )
     parser.add_argument(
-        "--regenerate", action="store_true", help="generate the SQLite file even if cached"
+        "--keep-database",
+        action="store_true",
+        help="on a PostgreSQL server given by URL, keep the generated database between runs "
+        "as the SQLite file is (named after the shape; --regenerate makes it again)",
+    )
+    parser.add_argument(
+        "--regenerate", action="store_true", help="generate the data even if cached"
     )
     parser.add_argument(
         "--analyze",
@@ -504,6 +467,8 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
         "--plans", action="store_true", help="print every query plan, not only those over target"
     )
     args = parser.parse_args(argv)
+    if args.keep_database and not (args.database_url or "").startswith("postgresql"):
+        parser.error("--keep-database needs --database-url with a PostgreSQL server's URL")
     if args.contacts < 1000 or args.events_per_contact < 1:
         parser.error("--contacts must be at least 1000 and --events-per-contact at least 1")
     return args
@@ -529,6 +494,11 @@ def main(argv: list[str] | None = None) -> int:
                 shape, args.cache_dir, data_dir, regenerate=args.regenerate, say=_say
             )
             cached_path = Path(url.removeprefix("sqlite:///"))
+        elif args.keep_database:
+            url, generated, cached = cached_postgres(
+                databases.server_url, shape, data_dir, regenerate=args.regenerate, say=_say
+            )
+            print_line("database", f"{url} (kept between runs)")
         else:
             url, cached = databases.fresh("segments"), False
             generated = generate(url, shape, data_dir, say=_say)
@@ -551,7 +521,7 @@ def main(argv: list[str] | None = None) -> int:
                 print_incremental(incremental, backend)
             print_plans(runtime, figures, passes[-1], backend, every=args.plans)
         finally:
-            if cached_path is not None:
+            if cached_path is not None or args.keep_database:
                 remove_run_leftovers(runtime.database, generated.last_event_id)
             runtime.close()
     return 0

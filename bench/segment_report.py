@@ -6,8 +6,11 @@ from __future__ import annotations
 import statistics
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.exc import CompileError
+from sqlalchemy.orm import Session
 
 from bench.common import (
     print_heading,
@@ -29,8 +32,6 @@ from bench.segment_refresh import (
     IncrementalPass,
     hand_written,
     parameters,
-    query_plan,
-    sql_text,
 )
 from postillon.filters.parsing import parse_filter
 from postillon.filters.sql import select_members
@@ -133,8 +134,8 @@ def print_incremental(incremental: IncrementalPass, backend: str) -> None:
         ran = statistics.median(r.query_seconds[case.key] for r in runs)
         print_line(
             f"segment {number}",
-            f"median {built * 1000:.2f} ms to build its statement (select_members), "
-            f"{ran * 1000:.2f} ms to run it",
+            f"median {built * 1000:.2f} ms to build its statement (select_members; "
+            f"refresh_contacts keeps it built), {ran * 1000:.2f} ms to run it",
         )
     median = statistics.median(r.seconds for r in runs)
     print_line(f"target ({backend}): median", seconds_verdict(median, TARGET_INCREMENTAL_MS / 1000))
@@ -223,3 +224,46 @@ def print_plans(
 
 def _indent(block: str, spaces: int) -> str:
     return "\n".join(" " * spaces + line for line in block.strip("\n").splitlines())
+
+
+def query_plan(session: Session, statement: Any, *, analyze: bool = True) -> list[str]:
+    """The plan of `statement` (its values inline where they can be written as SQL: the
+    plan a one-off run gets; otherwise bound, as Postillon runs it)."""
+    connection = session.connection()
+    sql, values = _runnable(statement, connection.dialect)
+    if connection.dialect.name == "sqlite":
+        rows = connection.exec_driver_sql(f"EXPLAIN QUERY PLAN {sql}", values).all()
+        depth: dict[int, int] = {0: 0}
+        lines = []
+        for node, parent, _, detail in rows:
+            depth[node] = depth.get(parent, 0) + 1
+            lines.append(f"{'  ' * (depth[node] - 1)}{detail}")
+        return lines
+    options = "(ANALYZE, BUFFERS) " if analyze else ""
+    result = connection.exec_driver_sql(f"EXPLAIN {options}{sql}", values)
+    return [str(row[0]) for row in result]
+
+
+def _runnable(statement: Any, dialect: Any) -> tuple[str, Any]:
+    if isinstance(statement, str):
+        return statement, ()
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True})), ()
+    except CompileError:  # a value with no SQL literal form (jsonb): bind them all
+        compiled = statement.compile(dialect=dialect, compile_kwargs={"render_postcompile": True})
+        processors = compiled._bind_processors  # each value as its column type sends it
+        values = {
+            name: processors[name](value) if name in processors else value
+            for name, value in compiled.params.items()
+        }
+        if dialect.name == "sqlite":
+            return str(compiled), tuple(values[name] for name in compiled.positiontup or ())
+        return str(compiled), values
+
+
+def sql_text(statement: Any, dialect: Any) -> str:
+    """The statement as SQL with its values inline (for reading, not running)."""
+    try:
+        return str(statement.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
+    except CompileError:
+        return str(statement.compile(dialect=dialect))

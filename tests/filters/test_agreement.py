@@ -8,6 +8,7 @@ versus 1, lists), and filters over them; all three answers must be the same set.
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,7 +22,7 @@ from postillon.errors import InvalidInput
 from postillon.filters.evaluate import Evaluator
 from postillon.filters.facts import event_names, load_facts
 from postillon.filters.parsing import parse_filter
-from postillon.filters.sql import Catalog, select_members
+from postillon.filters.sql import Catalog, listed_query, select_members
 from postillon.kit.repository import insert_rows
 from postillon.models import (
     Contact,
@@ -58,6 +59,8 @@ texts = st.sampled_from(
         "2026-03-01",
         "1990-02-29",
         "2000-03-01x",
+        "2026-03-01T23:59",
+        "1990-01-01 noon",
         "1976-02-27",
         "2025-12-31",
     ]
@@ -446,10 +449,14 @@ def test_sql_and_python_agree(
         for doc, node in parsed:
             everyone = set(session.scalars(select_members(node, CATALOG, dialect)))
             listed = set(session.scalars(select_members(node, CATALOG, dialect, contact_ids=ids)))
+            # Built at another time, run with the parameters of NOW.
+            built = listed_query(node, replace(CATALOG, now=NOW - timedelta(days=400)), dialect)
+            later = set(session.scalars(built.statement, built.parameters(NOW, ids)))
             facts = load_facts(
                 session, ids, catalog=CATALOG, event_names=event_names(node, CATALOG)
             )
             in_python = {i for i, one in facts.items() if evaluator.matches(node, one)}
             assert everyone == in_python, doc
             assert listed == in_python, doc
+            assert later == in_python, doc
         session.rollback()

@@ -162,6 +162,28 @@ def test_membership_follows_changes_and_events(
     assert api.get("/api/segments/vip").json()["member_count"] == 0
 
 
+def test_segments_using_segments_settle_in_one_incremental_pass(
+    api: httpx.Client, runtime: Runtime
+) -> None:
+    contact_id = _contact(api, email="dep@example.com")
+    segments = {
+        "vip": {"tag": "vip"},
+        "vip-or-new": {"any": [{"in_segment": "vip"}, {"tag": "new"}]},
+        "not-vip": {"not": {"in_segment": "vip-or-new"}},
+        "tagged": {"tag": "other"},
+    }
+    for key, document in segments.items():
+        api.post("/api/segments", json={"key": key, "name": key, "filter": document})
+    assert _member_emails(api, "not-vip") == {"dep@example.com"}
+
+    api.post(f"/api/contacts/{contact_id}/tags", json={"tags": ["vip", "other"]})
+    run_worker_round(runtime)
+    assert _member_emails(api, "vip") == {"dep@example.com"}
+    assert _member_emails(api, "vip-or-new") == {"dep@example.com"}
+    assert _member_emails(api, "not-vip") == set()
+    assert _member_emails(api, "tagged") == {"dep@example.com"}
+
+
 def test_time_relative_conditions_refresh_on_schedule(
     api: httpx.Client, tracker: httpx.Client, runtime: Runtime, clock: VirtualClock
 ) -> None:

@@ -4,27 +4,26 @@ Two shapes, one meaning. For everyone (a segment's full refresh) conditions on o
 tables become set lookups — `contacts.id IN (SELECT contact_id FROM events WHERE … GROUP
 BY contact_id HAVING …)` — which both databases run as one pass over an index. For a few
 listed contacts (incremental refresh, journeys) they become correlated subqueries that
-look up only those contacts' rows. Every leaf is made two-valued (a missing value is
-false, never NULL) so that `not` means "everyone else".
+look up only those contacts' rows. Every leaf inside a `not` is made two-valued (a
+missing value is false, never NULL) so that `not` means "everyone else"; elsewhere NULL
+counts as false already. Tests on one value are in `filters.sql_values`.
 """
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from collections.abc import Callable, Collection, Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
-    Boolean,
     ColumnElement,
-    Float,
-    Integer,
     Select,
     String,
     and_,
-    case,
+    any_,
+    bindparam,
     exists,
     false,
     func,
@@ -34,12 +33,16 @@ from sqlalchemy import (
     select,
     type_coerce,
 )
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects import postgresql
+from sqlalchemy.sql.elements import UnaryExpression
+from sqlalchemy.sql.operators import custom_op
 
 from postillon.filters import model as m
 from postillon.filters import values
 from postillon.filters.json_path import JsonPath
-from postillon.filters.model import Kind, Op, Test
+from postillon.filters.model import Kind, Op
+from postillon.filters.sql_values import Catalog as Catalog
+from postillon.filters.sql_values import Condition, ValueTests
 from postillon.kit.repository import table_of
 from postillon.kit.types import UTCDateTime
 from postillon.models import (
@@ -61,20 +64,6 @@ scores = table_of(ContactScore)
 traits = table_of(ContactTrait)
 memberships = table_of(SegmentMembership)
 
-Condition = ColumnElement[bool]
-
-
-@dataclass(frozen=True)
-class Catalog:
-    """What compiling (and evaluating) a filter needs to know besides the filter: the
-    time, the pipeline, and the ids behind score model and segment keys."""
-
-    now: datetime
-    stages: tuple[str, ...] = ()
-    score_models: dict[str, uuid.UUID] = field(default_factory=dict)
-    segments: dict[str, uuid.UUID] = field(default_factory=dict)
-    purchase_event: str = "Order Completed"
-
 
 def select_members(
     node: m.Filter,
@@ -95,14 +84,65 @@ def select_members(
     return query
 
 
-class SqlCompiler:
-    def __init__(self, dialect: str, catalog: Catalog, *, correlated: bool) -> None:
-        self.dialect = dialect
-        self.sqlite = dialect == "sqlite"
-        self.catalog = catalog
+@dataclass(frozen=True)
+class ListedQuery:
+    """A statement for listed contacts (`is_listed`), built once: run it for any contacts
+    at any time with `parameters`."""
+
+    statement: Any  # a SELECT, or a UNION ALL of them
+    timed: dict[str, Callable[[datetime], Any]]
+
+    def parameters(self, now: datetime, contact_ids: Collection[uuid.UUID]) -> dict[str, Any]:
+        found = {name: value_at(now) for name, value_at in self.timed.items()}
+        found[LISTED] = sorted(contact_ids)
+        return found
+
+
+LISTED = "listed_contact_ids"
+
+
+def is_listed(column: Any, dialect: str) -> Condition:
+    """`column` is one of the contacts `ListedQuery.parameters` names. On PostgreSQL
+    `= ANY(:array)`: one parameter however many contacts and however often it is used,
+    so the statement's text stays the same and its prepared plan an index lookup."""
+    if dialect == "postgresql":
+        array = bindparam(LISTED, [], type_=postgresql.ARRAY(column.type))
+        return column == any_(array)  # type: ignore[no-any-return]
+    return column.in_(bindparam(LISTED, [], type_=column.type, expanding=True))  # type: ignore[no-any-return]
+
+
+def listed_conditions(
+    nodes: Sequence[m.Filter], catalog: Catalog, dialect: str
+) -> tuple[list[Condition], dict[str, Callable[[datetime], Any]]]:
+    """Conditions over `contacts` for listed contacts (correlated), one a filter, and the
+    values in them that follow the time, by parameter name (distinct across them)."""
+    timed: dict[str, Callable[[datetime], Any]] = {}
+    conditions = [
+        SqlCompiler(dialect, catalog, correlated=True, timed=timed).condition(node)
+        for node in nodes
+    ]
+    return conditions, timed
+
+
+def listed_query(node: m.Filter, catalog: Catalog, dialect: str) -> ListedQuery:
+    """`select_members(…, contact_ids=…)` built once, to be run with `parameters`."""
+    [condition], timed = listed_conditions([node], catalog, dialect)
+    statement = select(contacts.c.id).where(condition, is_listed(contacts.c.id, dialect))
+    return ListedQuery(statement, timed)
+
+
+class SqlCompiler(ValueTests):
+    def __init__(
+        self,
+        dialect: str,
+        catalog: Catalog,
+        *,
+        correlated: bool,
+        timed: dict[str, Callable[[datetime], Any]] | None = None,
+    ) -> None:
+        super().__init__(dialect, catalog, timed)
         self.correlated = correlated
-        self.now = catalog.now
-        self.today = catalog.now.date()
+        self._negations = 0  # how many `not`s the condition being compiled is inside
 
     def direct_query(self, node: m.Filter) -> Select[uuid.UUID] | None:
         """For a filter that is one condition on a table with at most one matching row a
@@ -139,20 +179,24 @@ class SqlCompiler:
         return or_(*(self.condition(item) for item in node.items))
 
     def _Not(self, node: m.Not) -> Condition:
-        return not_(self.condition(node.item))
+        self._negations += 1
+        try:
+            return not_(self.condition(node.item))
+        finally:
+            self._negations -= 1
 
     # --- the contact ---
 
     def _FieldCondition(self, node: m.FieldCondition) -> Condition:
         if node.field.startswith("last_seen."):
             subject = JsonPath(self.dialect, contacts.c.last_seen, [node.field.split(".", 1)[1]])
-            return self._two_valued(self.json_test(subject, node.test))
+            return self._leaf(self.json_test(subject, node.test))
         column = contacts.c[node.field]
-        return self._two_valued(self.subject_test(column, node.kind, node.test))
+        return self._leaf(self.subject_test(column, node.kind, node.test))
 
     def _AttributeCondition(self, node: m.AttributeCondition) -> Condition:
         subject = JsonPath(self.dialect, contacts.c.attributes, node.path)
-        return self._two_valued(self.json_test(subject, node.test))
+        return self._leaf(self.json_test(subject, node.test))
 
     def _TagCondition(self, node: m.TagCondition) -> Condition:
         return self._having_row(tags, [tags.c.tag == node.tag])
@@ -170,7 +214,7 @@ class SqlCompiler:
 
     def _ScoreCondition(self, node: m.ScoreCondition) -> Condition:
         if node.model == "main":
-            return self._two_valued(self.subject_test(contacts.c.score, Kind.number, node.test))
+            return self._leaf(self.subject_test(contacts.c.score, Kind.number, node.test))
         model_id = self.catalog.score_models.get(node.model)
         if model_id is None:
             return false()
@@ -254,7 +298,7 @@ class SqlCompiler:
             by_name = by_name.op("||")(literal("", String))
         found: list[Condition] = [by_name == name]
         if window.days is not None:
-            found.append(events.c.occurred_at >= self.now - timedelta(days=window.days))
+            found.append(events.c.occurred_at >= self.moment(window.days))
         if window.start is not None and window.end is not None:
             found.append(events.c.occurred_at >= window.start)
             found.append(events.c.occurred_at < window.end)
@@ -263,14 +307,27 @@ class SqlCompiler:
         return found
 
     def property_condition(self, node: m.PropertyFilter) -> Condition:
+        # The conditions of an event subquery's own WHERE: a `not` around the filter's
+        # behaviour condition is outside it.
+        outside, self._negations = self._negations, 0
+        try:
+            return self._property_condition(node)
+        finally:
+            self._negations = outside
+
+    def _property_condition(self, node: m.PropertyFilter) -> Condition:
         if isinstance(node, m.PropertyAll):
-            return and_(*(self.property_condition(item) for item in node.items))
+            return and_(*(self._property_condition(item) for item in node.items))
         if isinstance(node, m.PropertyAny):
-            return or_(*(self.property_condition(item) for item in node.items))
+            return or_(*(self._property_condition(item) for item in node.items))
         if isinstance(node, m.PropertyNot):
-            return not_(self.property_condition(node.item))
+            self._negations += 1
+            try:
+                return not_(self._property_condition(node.item))
+            finally:
+                self._negations -= 1
         subject = JsonPath(self.dialect, events.c.properties, node.path)
-        return self._two_valued(self.json_test(subject, node.test))
+        return self._leaf(self.json_test(subject, node.test))
 
     # --- shapes of conditions on other tables ---
 
@@ -294,7 +351,15 @@ class SqlCompiler:
     def _events_in(self, conditions: list[Condition], having: Condition | None) -> Condition:
         query = select(events.c.contact_id).where(events.c.contact_id.is_not(None), *conditions)
         if having is not None:
-            query = query.group_by(events.c.contact_id).having(having)
+            by_contact: ColumnElement[Any] = events.c.contact_id
+            if self.sqlite:
+                # `+contact_id`: with statistics (ANALYZE) SQLite would group by walking
+                # the (contact_id, …) index, reading every event, rather than take the
+                # window from (name, occurred_at) and sort what it found.
+                by_contact = UnaryExpression(
+                    by_contact, operator=custom_op("+"), type_=by_contact.type
+                )
+            query = query.group_by(by_contact).having(having)
         return contacts.c.id.in_(query)
 
     def _aggregate(
@@ -312,227 +377,15 @@ class SqlCompiler:
                 .where(events.c.contact_id == contacts.c.id, *conditions)
                 .scalar_subquery()
             )
-            return self._two_valued(test(value))
+            return self._leaf(test(value))
         if holds_on_none:
             return not_(self._events_in(conditions, not_(self._two_valued(test(aggregate)))))
         return self._events_in(conditions, test(aggregate))
 
     # --- tests on one value ---
 
-    def _two_valued(self, condition: Condition) -> Condition:
-        return func.coalesce(condition, false(), type_=Boolean)
-
-    def subject_test(self, column: Any, kind: Kind, test: Test) -> Condition:
-        if kind is Kind.timestamp:
-            return self.timestamp_test(column, test)
-        if kind is Kind.stage:
-            return self.stage_test(column, test)
-        if kind is Kind.number:
-            return self.number_test(column, test)
-        return self.text_test(column, test)
-
-    def json_test(self, subject: JsonPath, test: Test) -> Condition:
-        op, operand = test.op, test.value
-        if op is Op.exists:
-            return subject.is_("value")
-        if op is Op.empty:
-            return or_(
-                subject.kind.is_(None),
-                subject.kind.in_(["null"]),
-                subject.text() == "",
-                subject.array_length() == 0,
-            )
-        if op is Op.contains and not isinstance(operand, str):
-            return subject.array_has(operand)
-        if op is Op.contains:
-            return or_(subject.array_has(operand), self.text_test(subject.text(), test))
-        if op in (Op.eq, Op.ne, Op.in_, Op.not_in):
-            operands = operand if op in (Op.in_, Op.not_in) else (operand,)
-            same = or_(*(self._json_same(subject, item) for item in operands))
-            if op in (Op.eq, Op.in_):
-                return same
-            return and_(subject.is_("value"), not_(self._two_valued(same)))
-        if op in (Op.lt, Op.le, Op.gt, Op.ge, Op.between):
-            sample = operand[0] if op is Op.between else operand
-            if isinstance(sample, str):
-                return self.text_test(subject.text(), test)
-            return self.number_test(subject.number(), test)
-        if op in (Op.starts_with, Op.ends_with, Op.matches):
-            return self.text_test(subject.text(), test)
-        # Only text can look like YYYY-MM-DD (numbers, true/false, arrays and objects read
-        # as text start otherwise), so the date check needs no type check before it.
-        return self._date_test(subject.as_text(), test)
-
-    def _json_same(self, subject: JsonPath, item: Any) -> Condition:
-        """Typed equality with one read of the value where the database allows it."""
-        if not self.sqlite:  # jsonb equality keeps types apart: "1" is not 1, true is not 1
-            same: Condition = subject.raw == literal(item, JSONB)
-            return same
-        if isinstance(item, bool):
-            kind: Condition = subject.kind == ("true" if item else "false")
-            return kind
-        plain: Condition = subject.raw == literal(item)
-        # json_extract hands back arrays and objects as their JSON text, and true and
-        # false as 1 and 0: only then is the type worth asking as well.
-        if isinstance(item, str) and item[:1] in ("[", "{"):
-            return and_(subject.is_("string"), plain)
-        if not isinstance(item, str) and item in (0, 1):
-            return and_(subject.is_("number"), plain)
-        return plain
-
-    def text_test(self, value: ColumnElement[Any], test: Test) -> Condition:
-        op, operand = test.op, test.value
-        if op is Op.exists:
-            return value.is_not(None)
-        if op is Op.empty:
-            return or_(value.is_(None), value == "")
-        if op in (Op.lt, Op.le, Op.gt, Op.ge, Op.between):
-            ordered = value if self.sqlite else value.collate("C")
-            return _compare(ordered, op, operand)
-        if op in (Op.eq, Op.ne, Op.in_, Op.not_in):
-            return _compare(value, op, operand)
-        if op is Op.matches:
-            return value.regexp_match(operand)
-        folded = (
-            func.lower(value)
-            if self.sqlite
-            else func.translate(value, values.ASCII_UPPER, values.ASCII_LOWER)
-        )
-        needle = values.fold(operand)
-        if op is Op.contains:
-            position = func.instr(folded, needle) if self.sqlite else func.strpos(folded, needle)
-            return position > 0
-        if op is Op.starts_with:
-            return func.substr(folded, 1, len(needle)) == needle
-        if op is Op.ends_with:
-            length = func.length(folded)
-            return and_(
-                length >= len(needle), func.substr(folded, length - len(needle) + 1) == needle
-            )
-        return self._date_test(value, test)
-
-    def number_test(self, value: ColumnElement[Any], test: Test) -> Condition:
-        if test.op is Op.exists:
-            return value.is_not(None)
-        if test.op is Op.empty:
-            return value.is_(None)
-        # Each number keeps its own type: bound as the column's type, 2.5 would become an
-        # integer (3) when compared with an integer column.
-        operand = test.value
-        if isinstance(operand, tuple):
-            return _compare(value, test.op, tuple(_number(v) for v in operand))
-        return _compare(value, test.op, _number(operand))
-
-    def stage_test(self, column: Any, test: Test) -> Condition:
-        stages = self.catalog.stages
-        if test.op not in (Op.lt, Op.le, Op.gt, Op.ge, Op.between):
-            return self.text_test(column, test)
-        if not stages:
-            return false()
-        position = case(*((column == stage, index) for index, stage in enumerate(stages)))
-        operand = (
-            tuple(stages.index(s) for s in test.value) if test.op is Op.between
-            else stages.index(test.value)
-        )  # fmt: skip
-        return _compare(position, test.op, operand)
-
-    def timestamp_test(self, value: ColumnElement[Any], test: Test) -> Condition:
-        op, operand, now = test.op, test.value, self.now
-        if op is Op.exists:
-            return value.is_not(None)
-        if op is Op.empty:
-            return value.is_(None)
-        if op in (Op.before, Op.after):
-            return _compare(value, Op.lt if op is Op.before else Op.ge, operand)
-        if op is Op.between:
-            return and_(value >= operand[0], value < operand[1])
-        if op is Op.within_last_days:
-            return and_(value >= now - timedelta(days=operand), value <= now)
-        if op is Op.more_than_days_ago:
-            return value < now - timedelta(days=operand)
-        raise AssertionError(op)
-
-    def _days_since(self, column: Any, test: Test) -> Condition:
-        """Whole days since `column` (floor), tested without date arithmetic in SQL:
-        days >= n exactly when the moment is at or before now - n days."""
-        op, operand = test.op, test.value
-        if op in (Op.exists, Op.empty):
-            return self.timestamp_test(column, test)
-
-        def at_least(n: int) -> Condition:
-            found: Condition = column <= self.now - timedelta(days=n)
-            return found
-
-        def at_most(n: int) -> Condition:
-            found: Condition = column > self.now - timedelta(days=n + 1)
-            return found
-
-        if op is Op.ge:
-            return at_least(operand)
-        if op is Op.gt:
-            return at_least(operand + 1)
-        if op is Op.le:
-            return at_most(operand)
-        if op is Op.lt:
-            return at_most(operand - 1)
-        if op is Op.between:
-            return and_(at_least(operand[0]), at_most(operand[1]))
-        listed = operand if op in (Op.in_, Op.not_in) else (operand,)
-        same = or_(*(and_(at_least(n), at_most(n)) for n in listed))
-        if op in (Op.eq, Op.in_):
-            return same
-        return and_(column.is_not(None), not_(self._two_valued(same)))
-
-    def _date_test(self, value: ColumnElement[Any], test: Test) -> Condition:
-        """Date operators on text that starts with YYYY-MM-DD (a date attribute)."""
-        if self.sqlite:
-            looks_like_date = value.op("GLOB")("[0-9][0-9][0-9][0-9]-[0-9][0-9]-[0-9][0-9]*")
-            day: ColumnElement[Any] = case((looks_like_date, func.substr(value, 1, 10)))
-        else:
-            looks_like_date = value.op("~")("^[0-9]{4}-[0-9]{2}-[0-9]{2}")
-            day = case((looks_like_date, func.substr(value, 1, 10))).collate("C")
-        return self._day_test(day, test)
-
-    def _day_test(self, day: ColumnElement[Any], test: Test) -> Condition:
-        op, operand, today = test.op, test.value, self.today
-        if op in (Op.before, Op.after):
-            return _compare(day, Op.lt if op is Op.before else Op.gt, operand)
-        # BETWEEN: SQLite works the day out once for both bounds.
-        if op is Op.within_last_days:
-            return day.between((today - timedelta(days=operand)).isoformat(), today.isoformat())
-        if op is Op.more_than_days_ago:
-            return day < (today - timedelta(days=operand)).isoformat()
-        if op is Op.anniversary_within_days:
-            return func.substr(day, 6, 5).in_(values.anniversary_days(today, operand))
-        if op is Op.age_between:
-            low, high = values.age_bounds(today, *operand)
-            # `day` has exactly ten characters, so day > low is day >= low + any suffix
-            # (not the next date: "1990-01-32" lies between the 31st and February).
-            return day.between(low + "T", high)
-        raise AssertionError(op)
-
-
-def _number(value: int | float) -> ColumnElement[Any]:
-    return literal(value, Float if isinstance(value, float) else Integer)
-
-
-def _compare(value: Any, op: Op, operand: Any) -> Condition:
-    if op is Op.eq:
-        return value == operand  # type: ignore[no-any-return]
-    if op is Op.ne:
-        return value != operand  # type: ignore[no-any-return]
-    if op is Op.lt:
-        return value < operand  # type: ignore[no-any-return]
-    if op is Op.le:
-        return value <= operand  # type: ignore[no-any-return]
-    if op is Op.gt:
-        return value > operand  # type: ignore[no-any-return]
-    if op is Op.ge:
-        return value >= operand  # type: ignore[no-any-return]
-    if op is Op.in_:
-        return value.in_(operand)  # type: ignore[no-any-return]
-    if op is Op.not_in:
-        return value.not_in(operand)  # type: ignore[no-any-return]
-    if op is Op.between:
-        return and_(value >= operand[0], value <= operand[1])
-    raise AssertionError(op)
+    def _leaf(self, condition: Condition) -> Condition:
+        """A leaf made two-valued where a `not` is around it; elsewhere in a WHERE or
+        HAVING, NULL already counts as false, and a bare condition keeps its selectivity
+        for the planner (PostgreSQL guesses half the rows for any coalesce)."""
+        return self._two_valued(condition) if self._negations else condition
