@@ -11,8 +11,10 @@ from pathlib import Path
 
 import aiosmtplib
 
+from postillon.clock import VirtualClock
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from postillon.web.app import create_app
 from tests.bounces.reports import dsn
 from tests.messages.email_support import create_contact, create_template, message_row, sent_message
 from tests.support.cli import POSTILLON, command_for
@@ -68,3 +70,30 @@ def test_the_command_receives_bounces_until_stopped(
     assert process.returncode == 0, err
     assert "bounce server on 127.0.0.1" in out
     assert "Traceback" not in err
+
+
+def test_serve_runs_it_with_its_worker_when_enabled(
+    settings: Settings, clock: VirtualClock
+) -> None:
+    port = _free_port()
+    enabled = settings.model_copy(
+        update={"bounce_server_enabled": True, "bounce_server_port": port}
+    )
+    runtime = Runtime.build(enabled, clock=clock)
+    app = create_app(runtime, run_worker=True)
+
+    async def refused_while_serving() -> int:
+        client = aiosmtplib.SMTP(hostname="127.0.0.1", port=port, timeout=30)
+        async with app.router.lifespan_context(app), client:
+            try:
+                await client.sendmail("x@example.org", ["ada@localhost"], b"Hi")
+            except aiosmtplib.SMTPRecipientsRefused as exc:
+                return exc.recipients[0].code
+        return 250
+
+    try:
+        assert asyncio.run(refused_while_serving()) == 550
+        with socket.socket() as sock:
+            assert sock.connect_ex(("127.0.0.1", port)) != 0  # stopped with the app
+    finally:
+        runtime.close()

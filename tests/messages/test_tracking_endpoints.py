@@ -20,6 +20,7 @@ from tests.messages.email_support import (
     path_of,
     sent_message,
 )
+from tests.tracking.support import run_worker_round
 
 TARGET = "https://shop.example.com/teas/sencha?ref=mail"
 
@@ -176,3 +177,25 @@ def test_clicks_right_after_sending_and_bursts_are_machines(
         if e.properties["message_id"] == str(just_sent)
     ]
     assert reasons == ["too_soon_after_sending"]
+
+
+def test_only_a_persons_hits_are_the_contacts_activity(
+    runtime: Runtime, server_url: str, message_id: uuid.UUID, browser_client: httpx.Client
+) -> None:
+    pixel = path_of(runtime.links.open_pixel_url(message_id))
+    with httpx.Client(base_url=server_url, timeout=30) as bare:
+        assert bare.get(pixel, headers={"User-Agent": "Mozilla/5.0"}).status_code == 200
+    run_worker_round(runtime)
+    contact_id = message_row(runtime, message_id).contact_id
+
+    def last_seen_at() -> object:
+        with runtime.database.transaction(read_only=True) as session:
+            contact = session.get(Contact, contact_id)
+            assert contact is not None
+            return contact.last_seen_at
+
+    assert last_seen_at() is None
+    runtime.clock.advance(timedelta(minutes=1))
+    assert browser_client.get(pixel).status_code == 200
+    run_worker_round(runtime)
+    assert last_seen_at() == runtime.clock.now()

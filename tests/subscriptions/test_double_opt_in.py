@@ -106,3 +106,23 @@ def test_unsubscribing_before_confirming_makes_the_link_void(
     api.put(f"/api/contacts/{contact_id}/consent/email", json={"status": "unsubscribed"})
     assert anonymous.post(link).status_code == 410
     assert email_consent(runtime, contact_id) == ("unsubscribed", "api")
+
+
+def test_subscribing_again_while_pending_asks_again_at_most_hourly(
+    runtime: Runtime, api: httpx.Client
+) -> None:
+    contact_id = _subscribe(api)
+    path = f"/api/contacts/{contact_id}/consent/email"
+    runtime.clock.advance(timedelta(minutes=10))
+    assert api.put(path, json={"status": "subscribed"}).json()["consent"]["email"]["status"] == (
+        "pending"
+    )
+    runtime.clock.advance(timedelta(hours=1))
+    assert api.put(path, json={"status": "subscribed"}).is_success
+    with runtime.database.transaction(read_only=True) as session:
+        links = [
+            m.context["confirm_url"]
+            for m in session.scalars(select(Message).where(Message.contact_id == contact_id))
+        ]
+    assert len(links) == 2 and links[0] != links[1]
+    assert email_consent(runtime, contact_id) == ("pending", "api")

@@ -32,6 +32,8 @@ class ContactActivityConsumer:
                 event.contact_id is None
                 or event.type in _NOT_ACTIVITY
                 or event.name in DONE_TO_CONTACT
+                # Opens and clicks by privacy proxies and link scanners (messages/tracking.py).
+                or (event.properties or {}).get("machine") is True
             ):
                 continue
             # A device clock ahead of ours must not move "last seen" into the future.

@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -36,6 +36,9 @@ from postillon.lifecycle.history import (
 from postillon.privacy import repository as privacy_repository
 from postillon.privacy.suppression import REASON_MESSAGES, SuppressionReason, address_digest
 from postillon.segments.refresh_queue import queue_contacts
+
+# How long a pending double opt-in waits before a new subscription asks again.
+_ASK_AGAIN_AFTER = timedelta(hours=1)
 
 
 class Mode(StrEnum):
@@ -385,7 +388,7 @@ def _apply(
     for channel, (asked, source) in consent.items():
         current = target.consents.get(channel)
         status = _double_opt_in(channel, asked, source or context.source, current, context)
-        if current is not None and current["status"] == status:
+        if _unchanged(current, status, context):
             continue
         target.consents[channel] = {
             "contact_id": row["id"],
@@ -427,6 +430,15 @@ def _double_opt_in(
     ):
         return "pending"
     return status
+
+
+def _unchanged(current: dict[str, Any] | None, status: str, context: ApplyContext) -> bool:
+    """Whether a decision leaves the consent as it is. A contact still pending who
+    subscribes again (the first mail lost or expired) is asked again, at most once per
+    `_ASK_AGAIN_AFTER`: the pending decision is renewed."""
+    if current is None or current["status"] != status:
+        return False
+    return status != "pending" or current["changed_at"] + _ASK_AGAIN_AFTER > context.now
 
 
 def _write(
