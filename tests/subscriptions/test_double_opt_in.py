@@ -13,6 +13,7 @@ from sqlalchemy import select
 from postillon.models import EmailTemplate, Message
 from postillon.runtime import Runtime
 from postillon.settings import Settings
+from postillon.templates.rendering import RenderedEmail
 from tests.messages.email_support import email_consent, events_named, path_of
 
 
@@ -35,9 +36,20 @@ def _confirmation(runtime: Runtime, contact_id: uuid.UUID) -> Message:
         template = session.get(EmailTemplate, message.template_id)
         assert template is not None
         assert (template.key, template.kind) == ("double-opt-in", "transactional")
-        assert "{{ confirm_url }}" in template.body
+        assert "{{ event.confirm_url }}" in template.body
         session.expunge(message)
         return message
+
+
+def test_the_confirmation_mail_carries_the_link(runtime: Runtime, api: httpx.Client) -> None:
+    contact_id = _subscribe(api, "ada@example.com")
+    with runtime.database.transaction() as session:
+        (message,) = session.scalars(select(Message).where(Message.contact_id == contact_id))
+        rendered = runtime.templates.render_messages(session, [message])[message.id]
+        link = message.context["confirm_url"]
+    assert isinstance(rendered, RenderedEmail), rendered
+    assert f'href="{link}"' in rendered.html
+    assert link in rendered.text
 
 
 def test_pending_until_the_link_is_followed(

@@ -32,7 +32,7 @@ from postillon.subscriptions import repository
 TEMPLATE_KEY = "double-opt-in"
 _TEMPLATE_BODY = """<p>Hello{% if contact.first_name %} {{ contact.first_name }}{% endif %},</p>
 <p>please confirm that you want to receive our emails:</p>
-<p><a href="{{ confirm_url }}">Yes, subscribe me</a></p>
+<p><a href="{{ event.confirm_url }}">Yes, subscribe me</a></p>
 <p>If you did not ask for this, ignore this message: you will not hear from us again.</p>
 """
 
