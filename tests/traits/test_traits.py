@@ -136,6 +136,9 @@ def test_engagement_follows_the_clock(runtime: Runtime, clock: VirtualClock) -> 
     add_event(runtime, browser, clock.now() - 40 * DAY, name="/pricing", type="page")
     add_event(runtime, quiet, clock.now(), name="consent_changed", type="internal")
     add_event(runtime, quiet, clock.now(), name="email_delivered")  # done to them, not by them
+    # A privacy proxy's open and a link scanner's click are machines', not the contact's.
+    add_event(runtime, quiet, clock.now(), name="email_opened", machine=True)
+    add_event(runtime, quiet, clock.now(), name="email_clicked", machine=True)
     refresh(runtime)
     levels = {c: traits(runtime, c).engagement for c in (reader, browser, quiet)}
     assert levels == {reader: "active", browser: "moderate", quiet: "passive"}

@@ -31,6 +31,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postillon.events.service import DONE_TO_CONTACT
+from postillon.filters.json_path import JsonPath
 from postillon.kit.repository import one_of, table_of
 from postillon.kit.types import UTCDateTime
 from postillon.models import Contact, ContactTrait, Event
@@ -136,6 +137,7 @@ def refresh(
         _quintile(population.c.purchase_count).label("f"),
         _quintile(population.c.clv).label("m"),
     ).cte("ranked")
+    machine = JsonPath(dialect, Event.properties, ["machine"])
     activity = (
         select(
             Event.contact_id.label("contact_id"),
@@ -146,6 +148,11 @@ def refresh(
             Event.occurred_at >= now - MODERATE_WITHIN,
             or_(Event.name.in_(EMAIL_ENGAGEMENT_EVENTS), Event.type.in_(WEB_ACTIVITY_TYPES)),
             Event.name.not_in(DONE_TO_CONTACT),
+            # Opens and clicks by machines (privacy proxies, link scanners) are no sign of life.
+            or_(
+                Event.name.not_in(EMAIL_ENGAGEMENT_EVENTS),
+                not_(func.coalesce(machine.boolean(), False)),
+            ),
             targeted(Event.contact_id),
         )
         .group_by(Event.contact_id)
