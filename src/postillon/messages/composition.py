@@ -54,6 +54,19 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class UnsignedEmail:
+    """A composed message before its signature: headers as (name, value) pairs, the body
+    as it goes out."""
+
+    message_id: uuid.UUID
+    envelope_from: str
+    recipients: tuple[str, ...]
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    date: datetime
+
+
+@dataclass(frozen=True)
 class UtmOptions:
     enabled: bool
     source: str
@@ -81,6 +94,13 @@ class Composer:
 
     def compose(self, envelope: Envelope, content: RenderedEmail, now: datetime) -> OutgoingEmail:
         """Rewrite the links, add the pixel, write the headers and sign."""
+        return self.sign(self.compose_unsigned(envelope, content, now))
+
+    def compose_unsigned(
+        self, envelope: Envelope, content: RenderedEmail, now: datetime
+    ) -> UnsignedEmail:
+        """All of `compose` but the signature, which `sign` adds (the sender signs on
+        another thread while it composes the next messages)."""
         message_id = envelope.message_id
         rewrite = _LinkRewriter(self, envelope)
         html_part = _ANCHOR_HREF.sub(rewrite.html_link, content.html)
@@ -123,14 +143,28 @@ class Composer:
                 f'multipart/alternative; boundary="{boundary}"'.encode("ascii"),
             )
         )
-        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        if self.signer is not None:
-            head = self.signer.signature_header(headers, body, now) + head
-        return OutgoingEmail(
+        return UnsignedEmail(
             message_id=message_id,
             envelope_from=self.envelope_sender(message_id),
             recipients=(envelope.to_address,),
-            data=head + b"\r\n" + body,
+            headers=tuple(headers),
+            body=body,
+            date=now,
+        )
+
+    def sign(self, unsigned: UnsignedEmail) -> OutgoingEmail:
+        """The message as it goes out, with its DKIM signature when one is configured.
+        Thread-safe: the RSA signature runs without the GIL."""
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in unsigned.headers)
+        if self.signer is not None:
+            head = (
+                self.signer.signature_header(unsigned.headers, unsigned.body, unsigned.date) + head
+            )
+        return OutgoingEmail(
+            message_id=unsigned.message_id,
+            envelope_from=unsigned.envelope_from,
+            recipients=unsigned.recipients,
+            data=head + b"\r\n" + unsigned.body,
         )
 
     def envelope_sender(self, message_id: uuid.UUID) -> str:
