@@ -254,8 +254,9 @@ def _with_pixel(html_part: str, pixel_url: str) -> str:
     return html_part[:at] + pixel + html_part[at:]
 
 
-# A line longer than SMTP allows (998 octets without the line end), or a NUL.
-_NOT_7BIT = re.compile(r"[^\n]{999}|\x00")
+# A line longer than SMTP allows (998 octets without the line end). Anchored at line
+# starts: unanchored, the search would try every position of every long line.
+_LONG_LINE = re.compile(r"^[^\n]{999}", re.MULTILINE)
 
 
 # Where a character reference is not read as the character: raw text and comments.
@@ -282,7 +283,7 @@ def _encoded_part(text: str) -> tuple[bytes, bytes]:
     would add a third to HTML (every `=` of an attribute becomes `=3D`, and a soft break
     every 76 characters). Anything else is quoted-printable."""
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    if normalised.isascii() and _NOT_7BIT.search(normalised) is None:
+    if normalised.isascii() and "\x00" not in normalised and not _LONG_LINE.search(normalised):
         body = normalised.replace("\n", "\r\n").encode("ascii")
         return b"Content-Transfer-Encoding: 7bit\r\n\r\n", body
     return b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", _quoted_printable(normalised)
