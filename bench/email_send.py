@@ -15,7 +15,10 @@ baseline, in the same run, is bare aiosmtplib sending the very bytes the real pa
 done twice: without DKIM, then with a 2048-bit RSA key.
 
     ./dev bench email_send [--messages N] [--connections N] [--batch N] [--no-dkim]
-                           [--database-url URL|auto-postgres]
+                           [--sizes N] [--database-url URL|auto-postgres]
+
+Before the runs, a table of bare aiosmtplib's rate by message size (2 to 30 KB) against
+the same sink shows how much of the ceiling is the size of the message.
 """
 
 from __future__ import annotations
@@ -151,6 +154,13 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections")
     parser.add_argument("--batch", type=int, default=500, help="messages claimed per round")
     parser.add_argument("--no-dkim", action="store_true", help="skip the run with DKIM")
+    parser.add_argument(
+        "--sizes",
+        type=int,
+        default=4000,
+        metavar="N",
+        help="messages per size in the bare-aiosmtplib table by message size (0: skip it)",
+    )
     add_database_option(parser)
     args = parser.parse_args(argv)
     if args.messages < 1 or args.connections < 1 or args.batch < 1:
@@ -276,6 +286,63 @@ def run_bare(emails: Sequence[OutgoingEmail], port: int, connections: int) -> tu
     return asyncio.run(main())
 
 
+BARE_SIZES_KB = (2, 5, 10, 20, 30)
+
+
+def synthetic_emails(count: int, size_kb: int) -> list[OutgoingEmail]:
+    """Messages of about `size_kb` KB shaped like ours: a few headers, then lines of up to
+    76 characters of quoted-printable HTML."""
+    rng = random.Random(size_kb)
+    words = [
+        "<td", 'style=3D"padding:0;', "font-size:16px;", "</td>", "<a", 'href=3D"https://',
+        "shop.example.com/p/linen-shirt", "spring", "news", "</div>", "<tr>", "hello",
+    ]  # fmt: skip
+    body_lines: list[bytes] = []
+    length = 0
+    while length < size_kb * 1024 - 600:
+        line = " ".join(rng.choice(words) for _ in range(8))[:75] + "="
+        body_lines.append(line.encode("ascii"))
+        length += len(line) + 2
+    body = b"\r\n".join(body_lines) + b"\r\n"
+    emails = []
+    for _ in range(count):
+        message_id = uuid.uuid4()
+        head = (
+            b"From: news@shop.example.com\r\nTo: someone@example.org\r\n"
+            b"Subject: Spring is here\r\nMessage-ID: <"
+            + message_id.hex.encode("ascii")
+            + b"@shop.example.com>\r\nMIME-Version: 1.0\r\n"
+            b"Content-Type: text/html; charset=utf-8\r\n"
+            b"Content-Transfer-Encoding: quoted-printable\r\n\r\n"
+        )
+        emails.append(
+            OutgoingEmail(
+                message_id=message_id,
+                envelope_from="bounce@bounces.shop.example.com",
+                recipients=("someone@example.org",),
+                data=head + body,
+            )
+        )
+    return emails
+
+
+def bare_by_size(sink: SinkProcess, connections: int, count: int) -> None:
+    """Where bare aiosmtplib's rate comes from: the same sink and connections, message
+    sizes from a short transactional mail to a long newsletter."""
+    print(f"\n  bare aiosmtplib by message size ({count:,} messages each)")
+    for size_kb in BARE_SIZES_KB:
+        emails = synthetic_emails(count, size_kb)
+        before = sink.count()
+        seconds, cpu = run_bare(emails, sink.port, connections)
+        arrived = sink.wait_for(before + count) - before
+        size = sum(len(e.data) for e in emails) / count
+        print_line(
+            f"{size / 1024:5.1f} KB",
+            f"{per_second(count, seconds):8,.0f} msg/s; sender CPU "
+            f"{cpu / count * 1000:.3f} ms a message; {arrived:,} arrived",
+        )
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_arguments(argv)
     failed = False
@@ -288,6 +355,8 @@ def main(argv: list[str] | None = None) -> int:
             f"email send: {args.messages:,} MJML newsletters over {args.connections} SMTP "
             f"connections, batches of {args.batch}, on {databases.backend}"
         )
+        if args.sizes:
+            bare_by_size(sink, args.connections, args.sizes)
         url = databases.fresh("email")
         settings = _settings(url, Path(tmp) / "data", args, sink.port)
         runs = [("without DKIM", settings)]

@@ -193,3 +193,46 @@ def test_dkim_signature_verifies(links: LinkSigner, tmp_path: Path, subject: str
     # Changing a signed header or the body breaks it.
     assert not dkim.verify(data.replace(b"To: ada@", b"To: eve@"), dnsfunc=dns)
     assert not dkim.verify(data.replace(b"Hello", b"Hallo", 1), dnsfunc=dns)
+
+
+def _transfer_encodings(data: bytes) -> list[bytes]:
+    return re.findall(rb"Content-Transfer-Encoding: (\S+)", data)
+
+
+def test_parts_go_as_7bit_when_they_can(links: LinkSigner, tmp_path: Path) -> None:
+    key_file, record = dkim_key_file(tmp_path)
+    signer = DkimSigner.from_file(domain="shop.example.com", selector="pst", key_file=key_file)
+    html = HTML.replace("<p>Hello</p>", "<p title='Grüße'>Grüße · Hello</p>")
+    content = RenderedEmail(subject="Hi", preheader="", html=html, text=TEXT)
+    data = _composer(links, signer).compose(_envelope(), content, NOW).data
+    # ASCII text: as it is; HTML outside ASCII: character references, so 7bit too.
+    assert _transfer_encodings(data) == [b"7bit", b"7bit"]
+    assert b"Gr&#252;&#223;e &#183; Hello" in data
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998
+    assert dkim.verify(data, dnsfunc=dns_answering(b"pst._domainkey.shop.example.com.", record))
+    text, html_part = _parts(_parse(data))
+    assert text.replace("\r\n", "\n").startswith("Hello\n")
+    assert "<p title='Gr&#252;&#223;e'>" in html_part
+
+
+@pytest.mark.parametrize(
+    ("html", "text"),
+    [
+        # A character reference would show as written in a style, a script or a comment.
+        ("<html><style>p::after{content:'·'}</style><body>é</body></html>", TEXT),
+        ("<html><body><!-- © --><p>é</p></body></html>", TEXT),
+        # A line longer than SMTP allows; text outside ASCII.
+        ("<html><body><p>" + "x" * 1200 + "</p></body></html>", "Grüße\n"),
+    ],
+)
+def test_quoted_printable_where_7bit_would_change_the_part(
+    links: LinkSigner, html: str, text: str
+) -> None:
+    content = RenderedEmail(subject="Hi", preheader="", html=html, text=text)
+    data = _composer(links).compose(_envelope(), content, NOW).data
+    encodings = _transfer_encodings(data)
+    assert b"quoted-printable" in encodings
+    text_part, html_part = _parts(_parse(data))
+    assert text_part.replace("\r\n", "\n").startswith(text.split("\n")[0])
+    assert html.split("</body>")[0].split("<body>")[1][:40] in html_part
+    assert max(len(line) for line in data.split(b"\r\n")) <= 998

@@ -298,3 +298,21 @@ def test_a_provider_that_breaks_leaves_its_messages_unknown(
     assert report.outcomes.unknown == 1
     message = messages(runtime)["ada@example.com"]
     assert (message.state, message.last_error) == ("unknown", "no outcome reported")
+
+
+def test_a_signature_that_fails_sends_nothing_and_releases_the_claims(
+    runtime: Runtime, sink: SmtpSink, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _queue(runtime, {"ada@example.com": "subscribed", "bob@example.com": "subscribed"})
+    signer = runtime.sending.composer.signer
+    assert signer is not None
+
+    def broken(*args: object) -> bytes:
+        raise RuntimeError("the key went away")
+
+    monkeypatch.setattr(signer, "signature_header", broken)
+    with pytest.raises(RuntimeError, match="the key went away"):
+        send_round(runtime, clock.now())
+    assert sink.messages() == []
+    states = {address: m.state for address, m in messages(runtime).items()}
+    assert states == {"ada@example.com": "queued", "bob@example.com": "queued"}

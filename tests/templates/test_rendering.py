@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 
 from postillon.runtime import Runtime
-from postillon.templates.rendering import RenderedEmail
+from postillon.templates.rendering import RenderedEmail, collapse_indentation
 from tests.templates.support import add_contact, queue_messages, save_template
 
 
@@ -99,3 +99,18 @@ def test_css_is_inlined_without_splitting_a_loop_from_the_rows_it_repeats(
     assert rendered.html.count("<tbody>") == 1
     assert rendered.html.count('<td style="color: red;">') == 2
     assert "@media (max-width: 400px)" in rendered.html
+
+
+def test_indentation_is_collapsed_except_where_whitespace_is_content() -> None:
+    html = (
+        "<div>\n    <p>Hello   {{ contact.first_name }},</p>  \n\n      <p>{% if x %}\n"
+        "        a{{ 'b\n   c' }}{% endif %}</p>\n"
+        "<!--[if mso]>\n    <table>\n      <tr>\n<![endif]-->\n"
+        "  <pre>\n  keep\n    this</pre>\n   <TEXTAREA>\n  as\n   is</TEXTAREA>\n</div>"
+    )
+    assert collapse_indentation(html) == (
+        "<div>\n<p>Hello   {{ contact.first_name }},</p>\n<p>{% if x %}\n"
+        "a{{ 'b\n   c' }}{% endif %}</p>\n"
+        "<!--[if mso]>\n    <table>\n      <tr>\n<![endif]-->\n"
+        "<pre>\n  keep\n    this</pre>\n<TEXTAREA>\n  as\n   is</TEXTAREA>\n</div>"
+    )

@@ -2,7 +2,8 @@
 
 Composition is pure and per message: the sender gives it the rendered content and what
 the outbox knows, and gets back the envelope and the bytes. The MIME text is written
-directly (two quoted-printable parts in a multipart/alternative) rather than through
+directly (two parts in a multipart/alternative, 7bit where that is possible, else
+quoted-printable) rather than through
 `email.message`, whose policy machinery costs more than the rest of composing together.
 """
 
@@ -53,6 +54,19 @@ class Envelope:
 
 
 @dataclass(frozen=True)
+class UnsignedEmail:
+    """A composed message before its signature: headers as (name, value) pairs, the body
+    as it goes out."""
+
+    message_id: uuid.UUID
+    envelope_from: str
+    recipients: tuple[str, ...]
+    headers: tuple[tuple[bytes, bytes], ...]
+    body: bytes
+    date: datetime
+
+
+@dataclass(frozen=True)
 class UtmOptions:
     enabled: bool
     source: str
@@ -80,22 +94,28 @@ class Composer:
 
     def compose(self, envelope: Envelope, content: RenderedEmail, now: datetime) -> OutgoingEmail:
         """Rewrite the links, add the pixel, write the headers and sign."""
+        return self.sign(self.compose_unsigned(envelope, content, now))
+
+    def compose_unsigned(
+        self, envelope: Envelope, content: RenderedEmail, now: datetime
+    ) -> UnsignedEmail:
+        """All of `compose` but the signature, which `sign` adds (the sender signs on
+        another thread while it composes the next messages)."""
         message_id = envelope.message_id
         rewrite = _LinkRewriter(self, envelope)
         html_part = _ANCHOR_HREF.sub(rewrite.html_link, content.html)
         html_part = _with_pixel(html_part, self.links.open_pixel_url(message_id))
+        html_part = _ascii_html(html_part)
         text_part = _TEXT_URL.sub(rewrite.text_link, content.text)
         boundary = f"=_{message_id.hex}"
         body = b"".join(
             (
                 f"--{boundary}\r\n".encode("ascii"),
                 b"Content-Type: text/plain; charset=utf-8\r\n",
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                _quoted_printable(text_part),
+                *_encoded_part(text_part),
                 f"\r\n--{boundary}\r\n".encode("ascii"),
                 b"Content-Type: text/html; charset=utf-8\r\n",
-                b"Content-Transfer-Encoding: quoted-printable\r\n\r\n",
-                _quoted_printable(html_part),
+                *_encoded_part(html_part),
                 f"\r\n--{boundary}--\r\n".encode("ascii"),
             )
         )
@@ -123,14 +143,28 @@ class Composer:
                 f'multipart/alternative; boundary="{boundary}"'.encode("ascii"),
             )
         )
-        head = b"".join(name + b": " + value + b"\r\n" for name, value in headers)
-        if self.signer is not None:
-            head = self.signer.signature_header(headers, body, now) + head
-        return OutgoingEmail(
+        return UnsignedEmail(
             message_id=message_id,
             envelope_from=self.envelope_sender(message_id),
             recipients=(envelope.to_address,),
-            data=head + b"\r\n" + body,
+            headers=tuple(headers),
+            body=body,
+            date=now,
+        )
+
+    def sign(self, unsigned: UnsignedEmail) -> OutgoingEmail:
+        """The message as it goes out, with its DKIM signature when one is configured.
+        Thread-safe: the RSA signature runs without the GIL."""
+        head = b"".join(name + b": " + value + b"\r\n" for name, value in unsigned.headers)
+        if self.signer is not None:
+            head = (
+                self.signer.signature_header(unsigned.headers, unsigned.body, unsigned.date) + head
+            )
+        return OutgoingEmail(
+            message_id=unsigned.message_id,
+            envelope_from=unsigned.envelope_from,
+            recipients=unsigned.recipients,
+            data=head + b"\r\n" + unsigned.body,
         )
 
     def envelope_sender(self, message_id: uuid.UUID) -> str:
@@ -218,6 +252,41 @@ def _with_pixel(html_part: str, pixel_url: str) -> str:
         return html_part + pixel
     at = ends[-1].start()
     return html_part[:at] + pixel + html_part[at:]
+
+
+# A line longer than SMTP allows (998 octets without the line end). Anchored at line
+# starts: unanchored, the search would try every position of every long line.
+_LONG_LINE = re.compile(r"^[^\n]{999}", re.MULTILINE)
+
+
+# Where a character reference is not read as the character: raw text and comments.
+_RAW_TEXT = re.compile(r"<!--.*?-->|<(style|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL)
+
+
+def _ascii_html(html_part: str) -> str:
+    """`html_part` in ASCII where that means the same page: a letter outside ASCII becomes
+    a character reference (`&#233;`), which HTML reads as the letter in text and attribute
+    values, so the part can go as 7bit. Not when one is in a `<style>`, a `<script>` or a
+    comment, where a reference stays as written."""
+    if html_part.isascii():
+        return html_part
+    if any(not raw.group(0).isascii() for raw in _RAW_TEXT.finditer(html_part)):
+        return html_part
+    return html_part.encode("ascii", "xmlcharrefreplace").decode("ascii")
+
+
+def _encoded_part(text: str) -> tuple[bytes, bytes]:
+    """The Content-Transfer-Encoding header and blank line, and the part's body.
+
+    ASCII with short lines (most HTML once the template's indentation is collapsed, and
+    most English text) goes as it is, `7bit`: nothing to encode, and quoted-printable
+    would add a third to HTML (every `=` of an attribute becomes `=3D`, and a soft break
+    every 76 characters). Anything else is quoted-printable."""
+    normalised = text.replace("\r\n", "\n").replace("\r", "\n")
+    if normalised.isascii() and "\x00" not in normalised and not _LONG_LINE.search(normalised):
+        body = normalised.replace("\n", "\r\n").encode("ascii")
+        return b"Content-Transfer-Encoding: 7bit\r\n\r\n", body
+    return b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", _quoted_printable(normalised)
 
 
 def _quoted_printable(text: str) -> bytes:

@@ -8,8 +8,9 @@ A round runs in three transactions with the hand-over between the last two:
    is sent, so no other worker can take them.
 2. prepare, a slice at a time — who may still be mailed (suppression, consent, topic: the
    send check, `SubscriptionService.undeliverable`), the templates rendered for the rest,
-   each composed and signed. Refused ones are `suppressed`, unrenderable ones `failed`.
-   Each slice is handed to the provider at once; if preparing one breaks, the messages not
+   each composed. Refused ones are `suppressed`, unrenderable ones `failed`.
+   Each slice is signed (DKIM, on a thread of its own) and handed to the provider while
+   the next is prepared; if preparing or signing one breaks, the messages not
    handed over yet are released to the queue.
 3. record — after the provider answered for every message (`outcomes`).
 
@@ -24,7 +25,7 @@ import logging
 import threading
 import uuid
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import Future
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Protocol
@@ -41,6 +42,7 @@ from postillon.messages import repository
 from postillon.messages.composition import (
     Composer,
     Envelope,
+    UnsignedEmail,
     UtmOptions,
     smtp_message_id,
 )
@@ -56,7 +58,7 @@ if TYPE_CHECKING:
 
 logger = logging.getLogger("postillon.sending")
 
-# Messages prepared (rendered, composed, signed) before they are handed over together.
+# Messages prepared (rendered, composed) before they are signed and handed over together.
 PREPARE_SLICE = 100
 # Why a message is `suppressed`, as its `last_error` says.
 _REFUSALS = {
@@ -79,7 +81,8 @@ class PreparedBatch:
     """Claimed messages ready for the provider (and those that ended before it)."""
 
     attempts: list[Attempt] = field(default_factory=list)
-    emails: list[OutgoingEmail] = field(default_factory=list)
+    # Composed, not yet signed: `SendingService.hand_over` signs them.
+    emails: list[UnsignedEmail] = field(default_factory=list)
     suppressed: int = 0
     failed: int = 0
 
@@ -132,6 +135,9 @@ class SendingService:
         self._provider_factory = provider_factory or (lambda: SmtpProvider(smtp_options(settings)))
         self._provider_loop: _ProviderLoop | None = None
         self._lock = threading.Lock()
+        # DKIM signatures (about 2 ms of RSA each, without the GIL) are made on a thread
+        # of their own while the next slice is rendered and composed.
+        self._signing: ThreadPoolExecutor | None = None
 
     def claim(self, session: Session, now: datetime, wanted: int) -> tuple[list[uuid.UUID], int]:
         """Expire stale claims, then claim what the throttle allows: (claimed, expired)."""
@@ -184,7 +190,7 @@ class SendingService:
                 reply_to=template.reply_to,
                 feedback_id=f"{template.key}:{message.kind}:postillon",
             )
-            batch.emails.append(self.composer.compose(envelope, content, now))
+            batch.emails.append(self.composer.compose_unsigned(envelope, content, now))
             batch.attempts.append(
                 Attempt(
                     message_id=message.id,
@@ -201,6 +207,27 @@ class SendingService:
             )
         record_not_sent(session, ended, now=now)
         return batch
+
+    def hand_over(self, batch: PreparedBatch) -> Future[Future[dict[uuid.UUID, SendOutcome]]]:
+        """Sign the batch and submit it: the outer future holds the provider's (or the
+        error that kept the batch from being handed over at all)."""
+        if self.composer.signer is None:
+            handed: Future[Future[dict[uuid.UUID, SendOutcome]]] = Future()
+            try:
+                handed.set_result(self._sign_and_submit(batch.emails))
+            except Exception as error:
+                handed.set_exception(error)
+            return handed
+        with self._lock:
+            if self._signing is None:
+                self._signing = ThreadPoolExecutor(1, thread_name_prefix="postillon-dkim")
+            signing = self._signing
+        return signing.submit(self._sign_and_submit, batch.emails)
+
+    def _sign_and_submit(
+        self, unsigned: Sequence[UnsignedEmail]
+    ) -> Future[dict[uuid.UUID, SendOutcome]]:
+        return self.submit([self.composer.sign(email) for email in unsigned])
 
     def submit(self, emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
         """Hand a batch to the provider on its loop thread; the future has every outcome."""
@@ -231,6 +258,9 @@ class SendingService:
         """Close the provider's connections and stop its loop thread."""
         with self._lock:
             provider_loop, self._provider_loop = self._provider_loop, None
+            signing, self._signing = self._signing, None
+        if signing is not None:
+            signing.shutdown(wait=True)
         if provider_loop is not None:
             provider_loop.stop()
 
@@ -260,7 +290,7 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
         return report
     # Prepared a slice at a time, each handed to the provider at once: its connections
     # send one slice while the next is rendered and signed.
-    in_flight: list[tuple[PreparedBatch, Future[dict[uuid.UUID, SendOutcome]]]] = []
+    in_flight: list[tuple[PreparedBatch, Future[Future[dict[uuid.UUID, SendOutcome]]]]] = []
     failure: Exception | None = None
     for start in range(0, len(claimed), PREPARE_SLICE):
         try:
@@ -272,10 +302,22 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
                 repository.release_claims(session, claimed[start:], "preparing it failed")
             failure = error
             break
-        in_flight.append((batch, sending.submit(batch.emails)))
+        in_flight.append((batch, sending.hand_over(batch)))
     everything = PreparedBatch()
     outcomes: dict[uuid.UUID, SendOutcome] = {}
-    for batch, delivery in in_flight:
+    for batch, handed in in_flight:
+        report.suppressed += batch.suppressed
+        report.render_failed += batch.failed
+        try:
+            delivery = handed.result()
+        except Exception as error:
+            # Signing failed: nothing of this batch reached the provider.
+            with runtime.database.transaction() as session:
+                repository.release_claims(
+                    session, [a.message_id for a in batch.attempts], "signing it failed"
+                )
+            failure = failure or error
+            continue
         try:
             outcomes.update(delivery.result())
         except Exception:
@@ -283,8 +325,6 @@ def send_round(runtime: Runtime, now: datetime, *, batch_size: int | None = None
             # such now (no outcome = unknown) rather than left to the lease.
             logger.exception("the email provider failed; %d message(s) unknown", len(batch.emails))
         everything.attempts += batch.attempts
-        report.suppressed += batch.suppressed
-        report.render_failed += batch.failed
     with runtime.database.transaction() as session:
         report.outcomes = sending.record(session, everything, outcomes)
     if failure is not None:

@@ -79,6 +79,7 @@ class Environments:
 def compile_template(environments: Environments, template: EmailTemplate) -> CompiledTemplate:
     """Jinja templates for every part of `template` (checked at save, so this succeeds)."""
     html_source, inlined = pre_inline_css(insert_preheader_slot(template.compiled_html))
+    html_source = collapse_indentation(html_source)
     if template.text_body:
         text_source = template.text_body
     else:
@@ -130,6 +131,34 @@ def pre_inline_css(html: str) -> tuple[str, bool]:
     ):
         return html, False
     return placeholders.restore(inlined, tags), True
+
+
+# What must keep its whitespace as written: preformatted text, form fields, scripts and
+# every comment (Outlook's conditional comments included).
+_KEEP_AS_WRITTEN = re.compile(
+    r"<!--.*?-->|<(pre|textarea|script)\b.*?</\1\s*>", re.IGNORECASE | re.DOTALL
+)
+# A line break with the blanks around it: MJML's indentation.
+_INDENTED_BREAK = re.compile(r"[ \t]*\n[ \t\r\n]*")
+
+
+def collapse_indentation(html: str) -> str:
+    """`html` with every line break and the blanks around it turned into one line break.
+
+    MJML indents its output deeply; the indentation is a third of a newsletter, and every
+    byte of it is sent to every recipient. A run of whitespace that holds a line break
+    renders as one space wherever it is collapsed here, so the page looks the same; line
+    breaks stay, so lines stay short for SMTP. Jinja tags, comments, `<pre>`, `<textarea>`
+    and `<script>` are left as they are."""
+    protected, tags = placeholders.protect(html)
+    pieces: list[str] = []
+    at = 0
+    for kept in _KEEP_AS_WRITTEN.finditer(protected):
+        pieces.append(_INDENTED_BREAK.sub("\n", protected[at : kept.start()]))
+        pieces.append(kept.group(0))
+        at = kept.end()
+    pieces.append(_INDENTED_BREAK.sub("\n", protected[at:]))
+    return placeholders.restore("".join(pieces), tags)
 
 
 def _neighbours(html: str) -> list[tuple[str, str]]:
