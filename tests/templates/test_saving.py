@@ -7,7 +7,7 @@ from sqlalchemy.orm import Session
 
 from postillon.errors import Conflict, InvalidInput
 from postillon.runtime import Runtime
-from postillon.templates.schemas import TemplatePatch
+from postillon.templates.schemas import TemplateIn, TemplatePatch
 from tests.templates.support import (
     NEWSLETTER_MJML,
     add_contact,
@@ -126,3 +126,23 @@ def test_loading_templates_blocks_and_non_mjml_bodies_are_refused(
     with pytest.raises(InvalidInput) as error:
         save_template(session, runtime, body="<p>Hello</p>")
     assert _problems(error) == [("body", "is not MJML: it must be an <mjml> document")]
+
+
+def test_sender_and_reply_addresses_are_checked_when_saved(
+    runtime: Runtime, session: Session
+) -> None:
+    def template(key: str, from_address: str, reply_to: str) -> TemplateIn:
+        return TemplateIn(
+            key=key, format="html", subject="Hi", body="<p>Hi</p>",
+            from_address=from_address, reply_to=reply_to,
+        )  # fmt: skip
+
+    runtime.templates.save(
+        session, template("senders", '"Müller, Hans" <hans@example.de>', "help@example.com")
+    )
+    with pytest.raises(InvalidInput) as refused:
+        runtime.templates.save(
+            session, template("bad", "a@example.com, b@example.com", "x\r\nBcc: y@example.com")
+        )
+    not_one = "'a@example.com, b@example.com' is not one address like 'Shop <shop@example.com>'"
+    assert set(_problems(refused)) == {("from_address", not_one), ("reply_to", "must be one line")}

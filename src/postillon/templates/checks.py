@@ -9,7 +9,9 @@ from __future__ import annotations
 
 from collections.abc import Collection, Iterator
 from dataclasses import dataclass
+from email.utils import getaddresses
 
+from email_validator import EmailNotValidError, validate_email
 from jinja2 import nodes
 from jinja2.exceptions import TemplateSyntaxError
 from mjml import mjml_to_html  # type: ignore[import-untyped]
@@ -128,6 +130,22 @@ def _loops_too_deep(node: nodes.Node, depth: int) -> Iterator[nodes.For]:
 def _line_of(message: str) -> int:
     number = message.removeprefix("line ").partition(":")[0]
     return int(number) if number.isdigit() else 0
+
+
+def check_mailbox(value: str, field: str) -> FieldProblem | None:
+    """A sender or reply address (`Shop <shop@example.com>` or a bare address) that an SMTP
+    server will take: caught at save, not by a refusal at send."""
+    if any(c in value for c in "\r\n\0"):
+        return FieldProblem(field, "must be one line")
+    found = getaddresses([value])
+    if len(found) != 1 or "@" not in found[0][1]:
+        return FieldProblem(field, f"{value!r} is not one address like 'Shop <shop@example.com>'")
+    address = found[0][1]
+    try:
+        validate_email(address, check_deliverability=False)
+    except EmailNotValidError as error:
+        return FieldProblem(field, f"not a valid email address: {error}")
+    return None
 
 
 def compile_mjml(body: str) -> tuple[str | None, list[FieldProblem]]:

@@ -21,7 +21,13 @@ from postillon.messages.links import LinkSigner
 from postillon.models import EmailTemplate, Message
 from postillon.templates import repository
 from postillon.templates.blocks import CompiledVariant, ContentBlockService, matching_variants
-from postillon.templates.checks import FunctionCall, check_jinja, compile_mjml, function_calls
+from postillon.templates.checks import (
+    FunctionCall,
+    check_jinja,
+    check_mailbox,
+    compile_mjml,
+    function_calls,
+)
 from postillon.templates.functions import bind_functions
 from postillon.templates.rendering import (
     CompiledTemplate,
@@ -202,6 +208,9 @@ class TemplateService:
             if tree is not None:
                 calls.extend((field, call) for call in function_calls(tree))
         problems.extend(self._reference_problems(session, calls))
+        for field in ("from_address", "reply_to"):
+            if fields.get(field) and (problem := check_mailbox(fields[field], field)):
+                problems.append(problem)
         if problems:
             raise InvalidInput.of(problems)
         body: str = fields["body"]
