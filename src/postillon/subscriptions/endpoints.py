@@ -3,6 +3,7 @@ the signed token is the credential) and the admin API for topics."""
 
 from __future__ import annotations
 
+import uuid
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Request, Response, status
@@ -11,9 +12,11 @@ from starlette.datastructures import FormData
 
 from postillon.errors import NotFound
 from postillon.messages.links import LinkKind
+from postillon.runtime import Runtime
 from postillon.subscriptions.optin import Confirmation
 from postillon.subscriptions.pages import render
 from postillon.subscriptions.schemas import TopicIn, TopicOut, TopicPatch
+from postillon.subscriptions.service import Preferences
 from postillon.web.dependencies import AdminKey, ReadSession, RuntimeDep, WriteSession
 
 pages = APIRouter(tags=["email preferences"], include_in_schema=False)
@@ -100,14 +103,7 @@ def preferences_page(
         preferences = runtime.subscriptions.preferences(session, contact_id)
     except NotFound:
         return _gone(*_UNKNOWN_LINK)
-    return _page(
-        "preferences",
-        title="Email preferences",
-        preferences=preferences,
-        saved=False,
-        action=request.url.path,
-        form_token=runtime.form_tokens.issue(contact_id),
-    )
+    return _preferences_page(request, runtime, contact_id, preferences, saved=False)
 
 
 @pages.post("/e/p/{token}")
@@ -134,11 +130,23 @@ def save_preferences(
         )
     except NotFound:
         return _gone(*_UNKNOWN_LINK)
+    return _preferences_page(request, runtime, contact_id, preferences, saved=True)
+
+
+def _preferences_page(
+    request: Request,
+    runtime: Runtime,
+    contact_id: uuid.UUID,
+    preferences: Preferences,
+    *,
+    saved: bool,
+) -> HTMLResponse:
+    """The preference form, with a fresh form token bound to the contact."""
     return _page(
         "preferences",
         title="Email preferences",
         preferences=preferences,
-        saved=True,
+        saved=saved,
         action=request.url.path,
         form_token=runtime.form_tokens.issue(contact_id),
     )
