@@ -5,6 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from postillon.auth.service import ApiKeyService
+from postillon.automations.actions import ActionRunner
+from postillon.automations.collision import SendGate
+from postillon.automations.definitions import DefinitionStore
+from postillon.automations.journeys.engine import JourneyEngine
+from postillon.automations.rules import RuleEngine
+from postillon.automations.service import AutomationService
 from postillon.bounces.service import BounceService
 from postillon.broadcasts.service import BroadcastService
 from postillon.clock import Clock, SystemClock
@@ -62,6 +68,12 @@ class Runtime:
     opt_in: DoubleOptIn
     form_tokens: FormTokens
     bounces: BounceService
+    definitions: DefinitionStore
+    automations: AutomationService
+    send_gate: SendGate
+    actions: ActionRunner
+    journeys: JourneyEngine
+    rules: RuleEngine
 
     @classmethod
     def build(cls, settings: Settings, *, clock: Clock | None = None) -> Runtime:
@@ -78,6 +90,12 @@ class Runtime:
         opt_in = DoubleOptIn(settings, clock, contacts, links, messages)
         contacts.confirmations = opt_in
         subscriptions = SubscriptionService(settings, clock, contacts)
+        lifecycle = LifecycleService(clock)
+        definitions = DefinitionStore()
+        send_gate = SendGate(clock)
+        actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
+        journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
+        actions.journeys = journeys
         return cls(
             settings=settings,
             clock=clock,
@@ -89,7 +107,7 @@ class Runtime:
             users=UserService(clock),
             tracking=TrackingService(settings, clock),
             ingest_limiter=RateLimiter(settings.ingest_rate_per_second, settings.ingest_burst),
-            lifecycle=LifecycleService(clock),
+            lifecycle=lifecycle,
             traits=TraitsService(settings, clock),
             filters=filters,
             segments=SegmentService(filters, clock),
@@ -113,6 +131,12 @@ class Runtime:
             opt_in=opt_in,
             form_tokens=FormTokens(settings.secret_key, clock),
             bounces=BounceService(settings, clock, contacts, links),
+            definitions=definitions,
+            automations=AutomationService(settings, clock, filters, definitions),
+            send_gate=send_gate,
+            actions=actions,
+            journeys=journeys,
+            rules=RuleEngine(clock, filters, actions),
         )
 
     def close(self) -> None:

@@ -65,6 +65,9 @@ class MessageRequest:
     broadcast_id: uuid.UUID | None = None
     variant: str | None = None
     due_at: datetime | None = None
+    # A rule's or journey's messages: which one, and the journey's step.
+    automation_id: uuid.UUID | None = None
+    step: str | None = None
 
 
 @dataclass(frozen=True)
@@ -116,6 +119,8 @@ class MessageService:
                     "template_version": template.version,
                     "broadcast_id": request.broadcast_id,
                     "variant": request.variant,
+                    "automation_id": request.automation_id,
+                    "step": request.step,
                     "source": request.source,
                     "dedupe_key": request.dedupe_key,
                     "to_address": address,

@@ -2,6 +2,14 @@
 
 from postillon.models.api_key import ApiKey
 from postillon.models.attribute_definition import AttributeDefinition
+from postillon.models.automation import (
+    Automation,
+    AutomationHistory,
+    AutomationVersion,
+    FrequencyCap,
+    JourneyRun,
+    WebhookDelivery,
+)
 from postillon.models.base import Base
 from postillon.models.broadcast import Broadcast, BroadcastVariant
 from postillon.models.contact import Contact
@@ -28,6 +36,9 @@ from postillon.models.worker_schedule import WorkerSchedule
 __all__ = [
     "ApiKey",
     "AttributeDefinition",
+    "Automation",
+    "AutomationHistory",
+    "AutomationVersion",
     "Base",
     "Broadcast",
     "BroadcastVariant",
@@ -46,7 +57,9 @@ __all__ = [
     "EmailTopic",
     "Event",
     "EventQueueItem",
+    "FrequencyCap",
     "IdSequence",
+    "JourneyRun",
     "LifecycleStage",
     "Message",
     "ScoreChange",
@@ -60,5 +73,6 @@ __all__ = [
     "Visitor",
     "VoucherCode",
     "VoucherPool",
+    "WebhookDelivery",
     "WorkerSchedule",
 ]

@@ -31,6 +31,7 @@ class Message(Base):
         Index("ix_messages_contact", "contact_id", "queued_at"),
         Index("ix_messages_broadcast", "broadcast_id", "state"),
         Index("ix_messages_template", "template_id", "queued_at"),
+        Index("ix_messages_automation", "automation_id", "step"),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(Uuid, primary_key=True)
@@ -46,6 +47,11 @@ class Message(Base):
     broadcast_id: Mapped[uuid.UUID | None] = mapped_column(Uuid, ForeignKey("broadcasts.id"))
     # The A/B variant of a broadcast (or journey split) this message carries.
     variant: Mapped[str | None] = mapped_column(String(50))
+    # The rule or journey (and the journey's step) that sent it.
+    automation_id: Mapped[uuid.UUID | None] = mapped_column(
+        Uuid, ForeignKey("automations.id", ondelete="SET NULL")
+    )
+    step: Mapped[str | None] = mapped_column(String(60))
     # Who asked for it: api, broadcast, journey, rule, optin …
     source: Mapped[str] = mapped_column(String(50))
     dedupe_key: Mapped[str] = mapped_column(String(300), unique=True)

@@ -1,0 +1,1 @@
+"""The journey engine: entry, the step executor, waits, goals and exits."""
