@@ -55,4 +55,5 @@ class SendGate:
         self, session: Session, candidates: Sequence[SendCandidate], *, now: datetime
     ) -> dict[Hashable, SendDecision]:
         """One decision per candidate, in a fixed number of queries for the batch."""
-        raise NotImplementedError
+        # No caps and no quiet hours are applied yet: every send is allowed.
+        return {candidate.key: SendDecision(allowed=True) for candidate in candidates}
