@@ -4,6 +4,7 @@ statuses, run migration and archiving, and what `explain` tells about a contact.
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 import yaml
@@ -217,7 +218,7 @@ def test_publish_with_migrate_moves_runs_whose_step_still_exists(
         runtime.automations.save(session, ABANDONED_CART)
         runtime.automations.publish(session, "abandoned-cart")
         journey = automation_id(session, "abandoned-cart")
-        common = {"journey_id": journey, "version": 1, "entered_at": now}
+        common: dict[str, Any] = {"journey_id": journey, "version": 1, "entered_at": now}
         on_reminder = add_run(session, contact_id=contacts[0], step_id="reminder", **common)
         on_second = add_run(session, contact_id=contacts[1], step_id="second", **common)
         waiting = add_run(
