@@ -872,18 +872,21 @@ class _Checker:
     def check_loops(self, graph: dict[str, list[str]], index: dict[str, int]) -> None:
         state: dict[str, int] = {}
 
-        def visit(node: str) -> bool:
+        def visit(node: str) -> str | None:
+            """The first step found to be on a loop below `node`, if any."""
             state[node] = 1
             for target in graph.get(node, []):
-                if state.get(target) == 1 or (state.get(target) is None and visit(target)):
-                    return True
+                if state.get(target) == 1:
+                    return target
+                if state.get(target) is None and (found := visit(target)) is not None:
+                    return found
             state[node] = 2
-            return False
+            return None
 
         for node in graph:
-            if state.get(node) is None and visit(node):
+            if state.get(node) is None and (on_loop := visit(node)) is not None:
                 self.problem(
-                    f"steps[{index[node]}]",
+                    f"steps[{index[on_loop]}]",
                     "is part of a loop without a wait: a run would never stop",
                 )
                 return

@@ -154,7 +154,8 @@ def explain(
     with cli_runtime() as runtime, runtime.database.transaction(read_only=True) as session:
         contact_id = runtime.automations.contact_id_for(session, contact)
         explained = runtime.automations.explain(session, contact_id, limit=limit)
-    console.print(f"Contact {contact} ({contact_id}); times in UTC", markup=False)
+    named = contact if contact == str(contact_id) else f"{contact} ({contact_id})"
+    console.print(f"Contact {named}; times in UTC", markup=False)
     if not (explained.runs or explained.journey_decisions or explained.rule_history):
         console.print("No journey or rule has done anything for this contact yet.")
         return
@@ -183,11 +184,19 @@ def explain(
     if explained.rule_history:
         console.print()
         console.print(Text("Rules", style="bold"))
-        console.print(_entries(explained.rule_history, with_automation=True))
+        console.print(_entries(explained.rule_history, with_automation=True, with_step=False))
 
 
-def _entries(entries: Sequence[HistoryEntryOut], *, with_automation: bool) -> Table:
-    columns = ["time", *(("automation",) if with_automation else ()), "step", "outcome", "reason"]
+def _entries(
+    entries: Sequence[HistoryEntryOut], *, with_automation: bool, with_step: bool = True
+) -> Table:
+    columns = [
+        "time",
+        *(("automation",) if with_automation else ()),
+        *(("step",) if with_step else ()),
+        "outcome",
+        "reason",
+    ]
     table = Table(*columns, box=None, padding=(0, 2, 0, 2))
     for entry in entries:
         table.add_row(
@@ -196,7 +205,7 @@ def _entries(entries: Sequence[HistoryEntryOut], *, with_automation: bool) -> Ta
                 for value in (
                     _time(entry.at),
                     *((entry.automation,) if with_automation else ()),
-                    entry.step_id or "",
+                    *((entry.step_id or "",) if with_step else ()),
                     entry.outcome,
                     entry.reason,
                 )
