@@ -65,7 +65,7 @@ def parse_duration(raw: Any) -> timedelta | None:
     if isinstance(raw, bool):
         return None
     if isinstance(raw, int) and raw > 0:
-        return timedelta(seconds=raw)
+        return _seconds(raw)
     if not isinstance(raw, str):
         return None
     text = raw.strip().lower().replace(" ", "")
@@ -73,7 +73,12 @@ def parse_duration(raw: Any) -> timedelta | None:
     if not parts or "".join(n + u for n, u in parts) != text:
         return None
     seconds = sum(int(n) * _UNITS[u] for n, u in parts)
-    return timedelta(seconds=seconds) if seconds > 0 else None
+    return _seconds(seconds) if seconds > 0 else None
+
+
+def _seconds(seconds: int) -> timedelta:
+    # Longer than timedelta can hold: as long as it can (callers refuse it as too long).
+    return timedelta(seconds=seconds) if seconds < 10**14 else timedelta.max
 
 
 def format_duration(value: timedelta) -> str:
@@ -101,7 +106,7 @@ class _Checker:
             self.problem(at, "must be an object")
             return None
         for key in sorted(set(doc) - allowed, key=str):
-            self.problem(f"{at}.{key}", f"is not known here (known: {', '.join(sorted(allowed))})")
+            self.problem(_join(at, key), f"is not known here (known: {', '.join(sorted(allowed))})")
         return doc
 
     def text(
@@ -116,10 +121,10 @@ class _Checker:
         raw = doc.get(key)
         if raw is None:
             if required:
-                self.problem(f"{at}.{key}", "is required")
+                self.problem(_join(at, key), "is required")
             return None
         if not isinstance(raw, str) or not raw.strip() or len(raw) > longest:
-            self.problem(f"{at}.{key}", f"must be text of 1 to {longest} characters")
+            self.problem(_join(at, key), f"must be text of 1 to {longest} characters")
             return None
         return raw.strip()
 
@@ -171,7 +176,7 @@ class _Checker:
     def boolean(self, doc: Mapping[str, Any], key: str, at: str) -> bool:
         raw = doc.get(key, False)
         if not isinstance(raw, bool):
-            self.problem(f"{at}.{key}", "must be true or false")
+            self.problem(_join(at, key), "must be true or false")
             return False
         return raw
 
@@ -867,21 +872,29 @@ class _Checker:
     def check_loops(self, graph: dict[str, list[str]], index: dict[str, int]) -> None:
         state: dict[str, int] = {}
 
-        def visit(node: str) -> bool:
+        def visit(node: str) -> str | None:
+            """The first step found to be on a loop below `node`, if any."""
             state[node] = 1
             for target in graph.get(node, []):
-                if state.get(target) == 1 or (state.get(target) is None and visit(target)):
-                    return True
+                if state.get(target) == 1:
+                    return target
+                if state.get(target) is None and (found := visit(target)) is not None:
+                    return found
             state[node] = 2
-            return False
+            return None
 
         for node in graph:
-            if state.get(node) is None and visit(node):
+            if state.get(node) is None and (on_loop := visit(node)) is not None:
                 self.problem(
-                    f"steps[{index[node]}]",
+                    f"steps[{index[on_loop]}]",
                     "is part of a loop without a wait: a run would never stop",
                 )
                 return
+
+
+def _join(at: str, key: object) -> str:
+    """The path of `key` inside `at` (the document itself when `at` is empty)."""
+    return f"{at}.{key}" if at else str(key)
 
 
 def _targets(step: am.Step) -> list[tuple[str, str]]:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postillon.automations import repository
-from postillon.kit.ids import new_id
+from postillon.kit.ids import new_ordered_id
 
 
 class Outcome(StrEnum):
@@ -61,12 +61,13 @@ class Entry:
 
 
 def record(session: Session, entries: Sequence[Entry]) -> None:
-    """Append history entries in one insert, in the caller's transaction."""
+    """Append history entries in one insert, in the caller's transaction. Their ids
+    grow in the order given, so entries of one moment read back in the order written."""
     repository.insert_history(
         session,
         [
             {
-                "id": new_id(),
+                "id": new_ordered_id(),
                 "contact_id": e.contact_id,
                 "automation_id": e.automation_id,
                 "version": e.version,

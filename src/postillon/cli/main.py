@@ -13,6 +13,7 @@ import uvicorn
 from postillon.auth.service import Scope
 from postillon.bounces.server import bounce_server
 from postillon.cli import (
+    automations,
     broadcasts,
     contacts,
     demo,
@@ -47,6 +48,9 @@ app.command("demo")(demo.demo)
 app.add_typer(scoring.app, name="scoring")
 app.add_typer(templates.app, name="templates")
 app.add_typer(broadcasts.app, name="broadcasts")
+app.add_typer(automations.journeys_app, name="journeys")
+app.add_typer(automations.rules_app, name="rules")
+app.command("explain")(automations.explain)
 
 
 @app.command()
