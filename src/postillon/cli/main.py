@@ -14,6 +14,7 @@ from postillon.auth.service import Scope
 from postillon.bounces.server import bounce_server
 from postillon.cli import (
     broadcasts,
+    caps,
     contacts,
     demo,
     keys,
@@ -47,6 +48,7 @@ app.command("demo")(demo.demo)
 app.add_typer(scoring.app, name="scoring")
 app.add_typer(templates.app, name="templates")
 app.add_typer(broadcasts.app, name="broadcasts")
+app.add_typer(caps.app, name="caps")
 
 
 @app.command()
