@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from postillon.auth.service import ApiKeyService
 from postillon.automations.actions import ActionRunner
+from postillon.automations.caps.service import FrequencyCapService
 from postillon.automations.collision import SendGate
 from postillon.automations.definitions import DefinitionStore
 from postillon.automations.journeys.engine import JourneyEngine
@@ -71,6 +72,7 @@ class Runtime:
     definitions: DefinitionStore
     automations: AutomationService
     send_gate: SendGate
+    frequency_caps: FrequencyCapService
     actions: ActionRunner
     journeys: JourneyEngine
     rules: RuleEngine
@@ -92,7 +94,7 @@ class Runtime:
         subscriptions = SubscriptionService(settings, clock, contacts)
         lifecycle = LifecycleService(clock)
         definitions = DefinitionStore()
-        send_gate = SendGate(clock)
+        send_gate = SendGate(clock, default_timezone=settings.default_timezone)
         actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
         journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
         actions.journeys = journeys
@@ -134,6 +136,7 @@ class Runtime:
             definitions=definitions,
             automations=AutomationService(settings, clock, filters, definitions),
             send_gate=send_gate,
+            frequency_caps=FrequencyCapService(clock),
             actions=actions,
             journeys=journeys,
             rules=RuleEngine(clock, filters, actions),

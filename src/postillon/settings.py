@@ -7,8 +7,9 @@ from datetime import time, timedelta
 from enum import StrEnum
 from pathlib import Path
 from typing import Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 _INSECURE_SECRET = "change-me"
@@ -52,6 +53,12 @@ class Settings(BaseSettings):
     demo_contacts: int = Field(default=10_000, ge=1)
     # When (UTC) the worker decays the scores of inactive contacts, daily.
     score_decay_time: time = time(3, 0)
+    # The time zone of contacts without one (an IANA name): their local day and week
+    # for frequency caps, their quiet hours when the journey names no zone.
+    default_timezone: str = "UTC"
+    # Date and schedule triggers: entries a worker missed (it was down) are still made
+    # this long after their moment, late; older ones are left out.
+    journey_trigger_grace: timedelta = timedelta(days=1)
 
     # Where recipients reach this installation: tracking, unsubscribe and preference
     # links in emails are made absolute with it.
@@ -107,6 +114,16 @@ class Settings(BaseSettings):
     # clicks this soon are link scanners. Both are recorded, neither counts.
     email_machine_open_seconds: float = Field(default=2.0, ge=0)
     email_machine_click_seconds: float = Field(default=10.0, ge=0)
+
+    @field_validator("default_timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            message = f"unknown time zone {value!r} (an IANA name such as Europe/Berlin)"
+            raise ValueError(message) from None
+        return value
 
     @model_validator(mode="after")
     def _refuse_default_secret_in_production(self) -> Settings:

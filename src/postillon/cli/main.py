@@ -15,6 +15,7 @@ from postillon.bounces.server import bounce_server
 from postillon.cli import (
     automations,
     broadcasts,
+    caps,
     contacts,
     demo,
     keys,
@@ -51,6 +52,7 @@ app.add_typer(broadcasts.app, name="broadcasts")
 app.add_typer(automations.journeys_app, name="journeys")
 app.add_typer(automations.rules_app, name="rules")
 app.command("explain")(automations.explain)
+app.add_typer(caps.app, name="caps")
 
 
 @app.command()

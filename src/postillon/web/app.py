@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from postillon import __version__
+from postillon.automations.caps.endpoints import router as frequency_caps_router
 from postillon.automations.endpoints import router as automations_router
 from postillon.bounces.server import bounce_server
 from postillon.broadcasts.endpoints import router as broadcasts_router
@@ -97,6 +98,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(broadcasts_router)
     app.include_router(message_stats_router)
     app.include_router(automations_router)
+    app.include_router(frequency_caps_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:
