@@ -96,6 +96,7 @@ class Runtime:
         actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
         journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
         actions.journeys = journeys
+        actions.definitions = definitions
         return cls(
             settings=settings,
             clock=clock,

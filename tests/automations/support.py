@@ -13,8 +13,9 @@ from postillon.automations.actions import ActionTarget
 from postillon.automations.definitions import Published, Status
 from postillon.contacts.schemas import ContactIn
 from postillon.kit.ids import new_id
-from postillon.models import Automation, AutomationHistory, AutomationVersion
+from postillon.models import Automation, AutomationHistory, AutomationVersion, Event
 from postillon.runtime import Runtime
+from tests.tracking.support import run_worker_round
 
 
 def publish(
@@ -75,5 +76,35 @@ def targets(
 
 
 def history(session: Session, contact_id: uuid.UUID) -> list[AutomationHistory]:
+    """The contact's automation history in the order it happened: by time, then by
+    triggering event, the firing before its actions' entries (ids are random within a
+    millisecond)."""
     query = select(AutomationHistory).where(AutomationHistory.contact_id == contact_id)
-    return list(session.scalars(query.order_by(AutomationHistory.at, AutomationHistory.id)))
+    order = (
+        AutomationHistory.at,
+        AutomationHistory.event_id,
+        AutomationHistory.step_id.is_not(None),
+        AutomationHistory.step_id,
+    )
+    return list(session.scalars(query.order_by(*order)))
+
+
+def timeline(
+    session: Session, contact_id: uuid.UUID, *names: str
+) -> list[tuple[str, dict[str, Any]]]:
+    """(name, properties) of the contact's events, oldest first; only `names` if given."""
+    query = select(Event.name, Event.properties).where(Event.contact_id == contact_id)
+    if names:
+        query = query.where(Event.name.in_(names))
+    return [(name, props) for name, props in session.execute(query.order_by(Event.id))]
+
+
+def run_until_idle(runtime: Runtime, *, rounds: int = 20) -> int:
+    """Worker rounds at the clock's time until one finds nothing to do; the work done."""
+    done = 0
+    for _ in range(rounds):
+        work = run_worker_round(runtime)
+        if work == 0:
+            return done
+        done += work
+    raise AssertionError(f"still busy after {rounds} rounds")

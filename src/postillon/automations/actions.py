@@ -24,16 +24,21 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from postillon.automations import actions_repository
 from postillon.automations import model as am
-from postillon.automations.definitions import Published
+from postillon.automations.collision import SendCandidate, SendGate
+from postillon.automations.definitions import DefinitionStore, Published
+from postillon.automations.notify import OwnerNotifier
+from postillon.automations.webhooks import WebhookOutbox
 from postillon.contacts.changes import ContactChanges
 from postillon.contacts.upsert import Action, Mode
 from postillon.errors import PostillonError
+from postillon.events.service import cause_chain, caused_by
+from postillon.messages.service import MessageRequest
 from postillon.scoring import repository as scoring_repository
 from postillon.scoring.ledger import Change, Reason, apply_changes
 
 if TYPE_CHECKING:
-    from postillon.automations.collision import SendGate
     from postillon.automations.journeys.engine import JourneyEngine
     from postillon.clock import Clock
     from postillon.contacts.service import ContactService
@@ -87,8 +92,12 @@ class ActionRunner:
         self.lifecycle = lifecycle
         self.messages = messages
         self.send_gate = send_gate
-        # Set by the runtime once the engine exists (the engine runs actions too).
+        # Set by the runtime once the engine exists (the engine runs actions too), and
+        # the published definitions (journey actions name journeys by key).
         self.journeys: JourneyEngine | None = None
+        self.definitions: DefinitionStore | None = None
+        self.notifier = OwnerNotifier(messages, public_url=settings.public_url)
+        self.webhooks = WebhookOutbox(settings)
 
     def run(
         self,
@@ -109,7 +118,21 @@ class ActionRunner:
             return []
         index = position if position is not None else action_position(automation, action, targets)
         handler = self._handler(action)
-        return handler(session, automation, action, targets, now, index)
+        # What the action causes carries the chain of automations that led to it (see
+        # `events.service.caused_by`): targets are grouped by their event's chain.
+        groups: dict[tuple[str, ...], list[int]] = {}
+        for i, target in enumerate(targets):
+            chain = cause_chain((target.event or {}).get("properties"))
+            groups.setdefault(chain, []).append(i)
+        results: list[ActionResult | None] = [None] * len(targets)
+        for chain, indexes in groups.items():
+            with caused_by(session, (*chain, automation.key)):
+                done = handler(
+                    session, automation, action, [targets[i] for i in indexes], now, index
+                )
+            for i, result in zip(indexes, done, strict=True):
+                results[i] = result
+        return [r for r in results if r is not None]
 
     def _handler(self, action: am.Action) -> Callable[..., list[ActionResult]]:
         if isinstance(action, am.TagAction):
@@ -120,7 +143,13 @@ class ActionRunner:
             return self._score
         if isinstance(action, am.StageAction):
             return self._stage
-        raise NotImplementedError(type(action).__name__)
+        if isinstance(action, am.SendAction):
+            return self._send
+        if isinstance(action, am.JourneyAction):
+            return self._journey
+        if isinstance(action, am.NotifyAction):
+            return self._notify
+        return self._webhook
 
     # --- contact updates ---
 
@@ -287,6 +316,177 @@ class ActionRunner:
                 results.append(ActionResult(target.contact_id, False, "no such contact"))
         return results
 
+    # --- messages, journeys, notifications, webhooks ---
+
+    def _send(
+        self,
+        session: Session,
+        automation: Published,
+        action: am.SendAction,
+        targets: Sequence[ActionTarget],
+        now: datetime,
+        index: int,
+    ) -> list[ActionResult]:
+        """A message per target behind the send gate (caps, quiet hours): a held send is
+        not made (a rule does not wait; a journey's send step has its own policy)."""
+        template = actions_repository.template_by_key(session, action.template)
+        if template is None:
+            return _all_failed(targets, f"no template {action.template!r}")
+        transactional = getattr(automation.tree, "transactional", False)
+        marketing = template.kind == "marketing" and not transactional
+        decisions = self.send_gate.decide(
+            session,
+            [
+                SendCandidate(
+                    key=i, contact_id=t.contact_id, channel=action.channel, marketing=marketing
+                )
+                for i, t in enumerate(targets)
+            ],
+            now=now,
+        )
+        requests: dict[int, MessageRequest] = {}
+        results: dict[int, ActionResult] = {}
+        for i, target in enumerate(targets):
+            decision = decisions[i]
+            if not decision.allowed:
+                details = {"rule": decision.rule, **_json_safe(decision.details)}
+                if decision.retry_at is not None:
+                    details["retry_at"] = decision.retry_at.isoformat()
+                results[i] = ActionResult(
+                    target.contact_id, False, f"held: {decision.reason}", details
+                )
+                continue
+            properties = (target.event or {}).get("properties") or {}
+            requests[i] = MessageRequest(
+                contact_id=target.contact_id,
+                template_id=template.id,
+                dedupe_key=f"{target.key}:send:{index}",
+                source="journey" if target.run_id is not None else "rule",
+                context={**properties, **action.context},
+                automation_id=automation.id,
+                step=target.step_id,
+            )
+        enqueued = self.messages.enqueue(session, list(requests.values()))
+        without = set(enqueued.without_address)
+        for i, request in requests.items():
+            message_id = enqueued.message_ids.get(request.dedupe_key)
+            if message_id is None or request.contact_id in without:
+                results[i] = ActionResult(
+                    request.contact_id, False, "the contact has no email address"
+                )
+            else:
+                results[i] = ActionResult(
+                    request.contact_id,
+                    True,
+                    f"{template.key} queued",
+                    {"message_id": str(message_id), "template": template.key},
+                )
+        return [results[i] for i in range(len(targets))]
+
+    def _journey(
+        self,
+        session: Session,
+        automation: Published,
+        action: am.JourneyAction,
+        targets: Sequence[ActionTarget],
+        now: datetime,
+        index: int,
+    ) -> list[ActionResult]:
+        """Add to a journey (it enters as by its trigger, under its entry policy; the
+        entry key is the target's key, so a replayed firing enters nothing twice), or
+        remove from it (the run ends as exited)."""
+        from postillon.automations.journeys.engine import Entrant
+
+        assert self.journeys is not None and self.definitions is not None, "set by the runtime"
+        definitions = self.definitions.load(session)
+        journey = definitions.by_key.get(action.journey)
+        if journey is None or not isinstance(journey.tree, am.Journey):
+            return _all_failed(targets, f"no published journey {action.journey!r}")
+        if action.remove:
+            removed = self.journeys.remove(
+                session,
+                journey,
+                list(dict.fromkeys(t.contact_id for t in targets)),
+                now=now,
+                reason=f"removed by {automation.key}",
+            )
+            reason = f"removed from journey {journey.key}"
+            return [
+                ActionResult(t.contact_id, True, reason, {"removed_runs": removed}) for t in targets
+            ]
+        kind = "rule" if isinstance(automation.tree, am.Rule) else "journey"
+        source = f"{kind}:{automation.key}"[:_SOURCE_LENGTH]
+        entrants = [
+            Entrant(contact_id=t.contact_id, entry_key=t.key, source=source, event=t.event)
+            for t in targets
+        ]
+        entry = self.journeys.enter(session, definitions, journey, entrants, now=now)
+        return [
+            ActionResult(
+                t.contact_id, False, f"not added to {journey.key}: {entry.refused[t.contact_id]}"
+            )
+            if t.contact_id in entry.refused
+            else ActionResult(t.contact_id, True, f"added to journey {journey.key}")
+            for t in targets
+        ]
+
+    def _notify(
+        self,
+        session: Session,
+        automation: Published,
+        action: am.NotifyAction,
+        targets: Sequence[ActionTarget],
+        now: datetime,
+        index: int,
+    ) -> list[ActionResult]:
+        sent = self.notifier.notify(session, automation, action, targets, now=now, index=index)
+        return [
+            ActionResult(
+                t.contact_id, True, f"notified {', '.join(to)}", {"to": to, "messages": ids}
+            )
+            if to
+            else ActionResult(
+                t.contact_id, False, "nobody to notify: no owner and no fallback address"
+            )
+            for t, (to, ids) in zip(targets, sent, strict=True)
+        ]
+
+    def _webhook(
+        self,
+        session: Session,
+        automation: Published,
+        action: am.WebhookAction,
+        targets: Sequence[ActionTarget],
+        now: datetime,
+        index: int,
+    ) -> list[ActionResult]:
+        ids = self.webhooks.queue(session, automation, action, targets, now=now, index=index)
+        return [
+            ActionResult(
+                t.contact_id, True, f"webhook to {action.url} queued", {"delivery_id": str(d)}
+            )
+            if d is not None
+            else ActionResult(t.contact_id, False, "no such contact")
+            for t, d in zip(targets, ids, strict=True)
+        ]
+
+
+_ACTION_NAMES: dict[type, str] = {
+    am.SendAction: "send",
+    am.TagAction: "tags",
+    am.SetAttributesAction: "set",
+    am.ScoreAction: "score",
+    am.StageAction: "stage",
+    am.JourneyAction: "journey",
+    am.NotifyAction: "notify",
+    am.WebhookAction: "webhook",
+}
+
+
+def action_name(action: am.Action) -> str:
+    """A short name of the action's kind for history and explain."""
+    return _ACTION_NAMES[type(action)]
+
 
 def action_position(
     automation: Published, action: am.Action, targets: Sequence[ActionTarget]
@@ -314,6 +514,11 @@ def action_position(
 def _event_id(target: ActionTarget) -> int | None:
     value = (target.event or {}).get("id")
     return value if isinstance(value, int) else None
+
+
+def _json_safe(details: dict[str, Any]) -> dict[str, Any]:
+    """Details as history can store them (times as text)."""
+    return {k: v.isoformat() if isinstance(v, datetime) else v for k, v in details.items()}
 
 
 def _all_failed(targets: Sequence[ActionTarget], reason: str) -> list[ActionResult]:

@@ -49,13 +49,14 @@ class ContactService:
         # Set by the runtime: subscriptions mails double opt-in confirmations.
         self.confirmations: ConfirmationRequester | None = None
 
-    def context(self, source: str) -> ApplyContext:
+    def context(self, source: str, *, record_changes: bool = True) -> ApplyContext:
         return ApplyContext(
             now=self.clock.now(),
             secret_key=self.settings.secret_key,
             source=source,
             double_opt_in_sources=frozenset(self.settings.double_opt_in_sources),
             confirmations=self.confirmations,
+            record_changes=record_changes,
         )
 
     def check(
@@ -76,9 +77,12 @@ class ContactService:
         mode: Mode,
         source: str,
         all_or_nothing: bool = True,
+        record_changes: bool = True,
     ) -> list[Outcome]:
-        """Apply checked changes; all-or-nothing raises before anything is written."""
-        outcomes = apply_changes(session, items, mode=mode, context=self.context(source))
+        """Apply checked changes; all-or-nothing raises before anything is written.
+        `record_changes=False` records no contact-change events (imports, demo data)."""
+        context = self.context(source, record_changes=record_changes)
+        outcomes = apply_changes(session, items, mode=mode, context=context)
         if all_or_nothing:
             raise_for_failures(outcomes)
         return outcomes
