@@ -63,12 +63,12 @@ def test_a_batch_records_the_events_of_all_its_contacts_in_one_go(runtime: Runti
 def test_an_import_records_no_changes_unless_it_runs_the_automations(runtime: Runtime) -> None:
     ann = new_contact(runtime, "ann@example.com")
 
-    def run(content: bytes, **options: bool) -> uuid.UUID:
+    def run(content: bytes, *, run_automations: bool = False) -> uuid.UUID:
         report = runtime.imports.run(
             runtime.database,
             io.BytesIO(content),
             filename="c.csv",
-            options=ImportOptions(**options),
+            options=ImportOptions(run_automations=run_automations),
         )
         return report.import_id
 
