@@ -1,4 +1,5 @@
-"""The queries of rule firing: which events a rule handled, when it last fired."""
+"""The queries of rule firing: which events a rule handled, when it last fired, and the
+contacts a rule run by hand is for (a segment's members, an import's contacts)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, one_of
-from postillon.models import AutomationHistory
+from postillon.models import (
+    AutomationHistory,
+    Contact,
+    ContactImport,
+    ContactImportTouch,
+    Segment,
+    SegmentMembership,
+)
 
 
 def rule_events_handled(
@@ -51,3 +59,32 @@ def last_fired(
         )
         found.update({contact_id: at for contact_id, at in session.execute(query)})
     return found
+
+
+def existing_contacts(session: Session, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
+    found: set[uuid.UUID] = set()
+    for part in chunked(sorted(ids)):
+        found.update(session.scalars(select(Contact.id).where(one_of(session, Contact.id, part))))
+    return found
+
+
+def segment_id(session: Session, key: str) -> uuid.UUID | None:
+    return session.scalar(select(Segment.id).where(Segment.key == key))
+
+
+def segment_members(session: Session, segment: uuid.UUID) -> list[uuid.UUID]:
+    """The segment's current members, by contact id."""
+    query = select(SegmentMembership.contact_id).where(
+        SegmentMembership.segment_id == segment, SegmentMembership.exited_at.is_(None)
+    )
+    return list(session.scalars(query.order_by(SegmentMembership.contact_id)))
+
+
+def import_exists(session: Session, import_id: uuid.UUID) -> bool:
+    return session.get(ContactImport, import_id) is not None
+
+
+def import_contacts(session: Session, import_id: uuid.UUID) -> list[uuid.UUID]:
+    """The contacts an import created or updated."""
+    query = select(ContactImportTouch.contact_id).where(ContactImportTouch.import_id == import_id)
+    return list(session.scalars(query.order_by(ContactImportTouch.contact_id)))

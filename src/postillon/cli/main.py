@@ -18,11 +18,13 @@ from postillon.cli import (
     demo,
     keys,
     lifecycle,
+    rules,
     scoring,
     segments,
     templates,
     traits,
     users,
+    webhooks,
 )
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
@@ -47,6 +49,8 @@ app.command("demo")(demo.demo)
 app.add_typer(scoring.app, name="scoring")
 app.add_typer(templates.app, name="templates")
 app.add_typer(broadcasts.app, name="broadcasts")
+app.add_typer(rules.app, name="rules")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 @app.command()

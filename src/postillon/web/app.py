@@ -12,6 +12,7 @@ from fastapi.responses import JSONResponse
 from sqlalchemy import text
 
 from postillon import __version__
+from postillon.automations.run_endpoints import router as rule_runs_router
 from postillon.bounces.server import bounce_server
 from postillon.broadcasts.endpoints import router as broadcasts_router
 from postillon.contacts.endpoints import router as contacts_router
@@ -95,6 +96,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(topics_router)
     app.include_router(broadcasts_router)
     app.include_router(message_stats_router)
+    app.include_router(rule_runs_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:
