@@ -98,6 +98,7 @@ class Runtime:
         actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
         journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
         actions.journeys = journeys
+        actions.definitions = definitions
         return cls(
             settings=settings,
             clock=clock,

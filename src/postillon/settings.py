@@ -100,6 +100,14 @@ class Settings(BaseSettings):
     send_batch_size: int = Field(default=500, ge=1, le=10_000)
     # Broadcast recipients put in the outbox per worker step (one transaction each).
     broadcast_chunk_size: int = Field(default=2000, ge=1, le=100_000)
+    # Webhooks called by rules and journeys (automations/webhooks.py): the time a call may
+    # take, how often a failing one is tried (with exponential backoff) before it fails,
+    # how long a worker may hold a call before it counts as `unknown` (never repeated
+    # blindly), and the calls one worker round makes at most.
+    webhook_timeout_seconds: float = Field(default=10.0, gt=0)
+    webhook_max_attempts: int = Field(default=8, ge=1, le=50)
+    webhook_lease: timedelta = timedelta(minutes=5)
+    webhook_batch_size: int = Field(default=100, ge=1, le=10_000)
 
     # Compliance (subscriptions/, bounces/, messages/tracking.py).
     # Sources whose "subscribed" on email becomes "pending" until the contact follows the

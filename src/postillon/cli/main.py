@@ -20,11 +20,13 @@ from postillon.cli import (
     demo,
     keys,
     lifecycle,
+    rules,
     scoring,
     segments,
     templates,
     traits,
     users,
+    webhooks,
 )
 from postillon.cli.common import cli_runtime, configure_logging, console
 from postillon.kit import migrate
@@ -50,9 +52,11 @@ app.add_typer(scoring.app, name="scoring")
 app.add_typer(templates.app, name="templates")
 app.add_typer(broadcasts.app, name="broadcasts")
 app.add_typer(automations.journeys_app, name="journeys")
+automations.rules_app.command("run")(rules.run)
 app.add_typer(automations.rules_app, name="rules")
 app.command("explain")(automations.explain)
 app.add_typer(caps.app, name="caps")
+app.add_typer(webhooks.app, name="webhooks")
 
 
 @app.command()

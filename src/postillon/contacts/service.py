@@ -28,9 +28,8 @@ from postillon.contacts.upsert import (
     apply_changes,
     raise_for_failures,
 )
-from postillon.errors import FieldProblem, InvalidInput, NotFound
+from postillon.errors import InvalidInput, NotFound
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
-from postillon.segments.refresh_queue import queue_contacts
 from postillon.settings import Settings
 
 
@@ -50,13 +49,14 @@ class ContactService:
         # Set by the runtime: subscriptions mails double opt-in confirmations.
         self.confirmations: ConfirmationRequester | None = None
 
-    def context(self, source: str) -> ApplyContext:
+    def context(self, source: str, *, record_changes: bool = True) -> ApplyContext:
         return ApplyContext(
             now=self.clock.now(),
             secret_key=self.settings.secret_key,
             source=source,
             double_opt_in_sources=frozenset(self.settings.double_opt_in_sources),
             confirmations=self.confirmations,
+            record_changes=record_changes,
         )
 
     def check(
@@ -77,9 +77,12 @@ class ContactService:
         mode: Mode,
         source: str,
         all_or_nothing: bool = True,
+        record_changes: bool = True,
     ) -> list[Outcome]:
-        """Apply checked changes; all-or-nothing raises before anything is written."""
-        outcomes = apply_changes(session, items, mode=mode, context=self.context(source))
+        """Apply checked changes; all-or-nothing raises before anything is written.
+        `record_changes=False` records no contact-change events (imports, demo data)."""
+        context = self.context(source, record_changes=record_changes)
+        outcomes = apply_changes(session, items, mode=mode, context=context)
         if all_or_nothing:
             raise_for_failures(outcomes)
         return outcomes
@@ -191,20 +194,10 @@ class ContactService:
     def remove_tags(
         self, session: Session, contact_id: uuid.UUID, tags: Sequence[str]
     ) -> ContactOut:
-        self.require(session, contact_id)
-        problems = []
-        clean: list[str] = []
+        changes = ContactChanges(contact_id=contact_id, where=_tag_query_locator)
         for tag in tags:
-            try:
-                clean.append(fields.normalise_tag(tag))
-            except fields.FieldError as exc:
-                problems.append(FieldProblem("tag", str(exc)))
-        if problems:
-            raise InvalidInput.of(problems)
-        if contacts_repository.remove_tags(session, contact_id, clean):
-            now = self.clock.now()
-            contacts_repository.update_contacts(session, [{"id": contact_id, "updated_at": now}])
-            queue_contacts(session, [contact_id], now=now)
+            changes.remove_tag(tag)
+        self.apply(session, [changes], mode=Mode.update, source="api")
         return self.get(session, contact_id)
 
     def set_consent(
@@ -234,6 +227,11 @@ class ContactService:
 
 def _item_locator(index: int) -> Callable[[str], str]:
     return lambda name: f"contacts[{index}].{name}"
+
+
+def _tag_query_locator(name: str) -> str:
+    """Tags to remove come as repeated `tag` query parameters."""
+    return "tag" if name == "tags" else name
 
 
 def _id_of(outcome: Outcome) -> uuid.UUID:

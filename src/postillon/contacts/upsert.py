@@ -90,6 +90,10 @@ class ApplyContext:
     # and who mails that confirmation (subscriptions/optin.py), in the same transaction.
     double_opt_in_sources: frozenset[str] = frozenset()
     confirmations: ConfirmationRequester | None = None
+    # Record `contact_created`, `tag_added`, `tag_removed` and `attribute_changed` on the
+    # timelines (what rules and journeys trigger on). A CSV import turns it off for speed
+    # and hands the created contacts to `automations.hooks` when asked to.
+    record_changes: bool = True
 
 
 class ConfirmationRequester(Protocol):
@@ -144,7 +148,8 @@ def apply_changes(
     _write(session, targets.values(), outcomes, new_types, context)
     changed = [o.contact_id for o in outcomes if o.action in (Action.created, Action.updated)]
     queue_contacts(session, [c for c in changed if c is not None], now=context.now)
-    record_internal(session, consent_events, now=context.now)
+    change_events = _change_events(targets, outcomes, context) if context.record_changes else []
+    record_internal(session, change_events + consent_events, now=context.now)
     pending = [
         (e.contact_id, str(e.properties["source"]))
         for e in consent_events
@@ -160,6 +165,50 @@ def apply_changes(
         now=context.now,
     )
     return outcomes
+
+
+def _change_events(
+    targets: dict[uuid.UUID, _Target], outcomes: Sequence[Outcome], context: ApplyContext
+) -> list[InternalEvent]:
+    """What the batch did to each contact, as timeline events: `contact_created` (and a
+    `tag_added` per tag it was created with), `tag_added` / `tag_removed`, and one
+    `attribute_changed` per custom attribute whose value changed (`from` null when it
+    was not set, `to` null when it was removed). Setting a new contact's attributes is
+    part of its creation, not a change."""
+    events: list[InternalEvent] = []
+    seen: set[uuid.UUID] = set()
+    for outcome in outcomes:
+        contact_id = outcome.contact_id
+        if contact_id is None or contact_id in seen:
+            continue
+        if outcome.action not in (Action.created, Action.updated):
+            continue
+        seen.add(contact_id)
+        target = targets[contact_id]
+        if not target.stored:
+            events.append(InternalEvent(contact_id, "contact_created", {"source": context.source}))
+        events.extend(
+            InternalEvent(contact_id, "tag_added", {"tag": tag})
+            for tag in sorted(target.tags - target.original_tags)
+        )
+        events.extend(
+            InternalEvent(contact_id, "tag_removed", {"tag": tag})
+            for tag in sorted(target.original_tags - target.tags)
+        )
+        if not target.stored:
+            continue
+        before = target.original.get("attributes") or {}
+        after = target.row["attributes"]
+        events.extend(
+            InternalEvent(
+                contact_id,
+                "attribute_changed",
+                {"attribute": name, "from": before.get(name), "to": after.get(name)},
+            )
+            for name in sorted(before.keys() | after.keys())
+            if before.get(name) != after.get(name)
+        )
+    return events
 
 
 def raise_for_failures(outcomes: Sequence[Outcome]) -> None:
@@ -381,6 +430,7 @@ def _apply(
         else:
             row["attributes"][name] = value
     target.tags.update(item.tags)
+    target.tags.difference_update(item.removed_tags)
     consent = dict(item.consent)
     for channel, decision in item.default_consent.items():
         if channel not in target.consents and channel not in consent:
@@ -452,6 +502,7 @@ def _write(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
+    removed_tags: list[tuple[uuid.UUID, str]] = []
     new_consents: list[dict[str, Any]] = []
     changed_consents: list[dict[str, Any]] = []
     used_attributes: set[str] = set()
@@ -473,6 +524,7 @@ def _write(
             {"contact_id": contact_id, "tag": tag, "added_at": context.now}
             for tag in sorted(target.tags - target.original_tags)
         )
+        removed_tags.extend((contact_id, tag) for tag in sorted(target.original_tags - target.tags))
         for channel, consent in target.consents.items():
             if channel not in target.original_consents:
                 new_consents.append(consent)
@@ -489,5 +541,6 @@ def _write(
     contacts_repository.insert_contacts(session, inserts)
     contacts_repository.update_contacts(session, updates)
     contacts_repository.add_tags(session, tag_rows)
+    contacts_repository.delete_tags(session, removed_tags)
     contacts_repository.insert_consents(session, new_consents)
     contacts_repository.update_consents(session, changed_consents)

@@ -137,7 +137,11 @@ class DemoService:
         if not new:
             return []
         checked = [self.contacts.check(c.contact) for c in new]
-        outcomes = self.contacts.apply(session, checked, mode=Mode.upsert, source=SOURCE)
+        # The demo people are history, like their events: no contact-change events (no
+        # rule or journey should react to them, and the queue would take a while).
+        outcomes = self.contacts.apply(
+            session, checked, mode=Mode.upsert, source=SOURCE, record_changes=False
+        )
         by_id: dict[uuid.UUID, DemoContact] = {}
         rows: list[dict[str, Any]] = []
         for outcome, contact in zip(outcomes, new, strict=True):

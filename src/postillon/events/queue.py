@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from sqlalchemy.orm import Session
 
@@ -28,7 +28,12 @@ logger = logging.getLogger("postillon.events")
 
 # Every consumer that exists; each stored batch of events is queued once for each.
 # Adding a consumer means adding its name here and its handler to the worker's tasks.
-QUEUE_CONSUMERS: tuple[str, ...] = ("contact_activity", "lead_scoring", "segment_membership")
+QUEUE_CONSUMERS: tuple[str, ...] = (
+    "contact_activity",
+    "lead_scoring",
+    "segment_membership",
+    "automations",
+)
 
 _MAX_BACKOFF = timedelta(hours=1)
 
@@ -37,6 +42,20 @@ class EventConsumer(Protocol):
     name: str
 
     def handle(self, session: Session, events: Sequence[Event], now: datetime) -> None:
+        """React to stored events, in the caller's transaction."""
+        ...
+
+
+@runtime_checkable
+class ServiceConsumer(Protocol):
+    """A consumer that acts through the runtime's services (the automations: rules and
+    journeys are run by the services the runtime built)."""
+
+    name: str
+
+    def handle_with(
+        self, runtime: Runtime, session: Session, events: Sequence[Event], now: datetime
+    ) -> None:
         """React to stored events, in the caller's transaction."""
         ...
 
@@ -79,7 +98,12 @@ class EventQueueTask:
 
     name = "event_queue"
 
-    def __init__(self, consumers: Sequence[EventConsumer], *, items_per_claim: int = 20) -> None:
+    def __init__(
+        self,
+        consumers: Sequence[EventConsumer | ServiceConsumer],
+        *,
+        items_per_claim: int = 20,
+    ) -> None:
         unknown = {c.name for c in consumers} - set(QUEUE_CONSUMERS)
         if unknown:
             raise ValueError(f"consumers not in QUEUE_CONSUMERS: {sorted(unknown)}")
@@ -89,7 +113,9 @@ class EventQueueTask:
     def run_due(self, runtime: Runtime, now: datetime) -> int:
         return sum(self._drain_once(runtime, consumer, now) for consumer in self.consumers)
 
-    def _drain_once(self, runtime: Runtime, consumer: EventConsumer, now: datetime) -> int:
+    def _drain_once(
+        self, runtime: Runtime, consumer: EventConsumer | ServiceConsumer, now: datetime
+    ) -> int:
         claimed: list[int] = []
         attempts = 0
         try:
@@ -104,7 +130,10 @@ class EventQueueTask:
                 events = repository.events_in_ranges(
                     session, [r for item in items for r in item.event_ranges]
                 )
-                consumer.handle(session, events, now)
+                if isinstance(consumer, ServiceConsumer):
+                    consumer.handle_with(runtime, session, events, now)
+                else:
+                    consumer.handle(session, events, now)
                 repository.delete_queue_items(session, claimed)
                 return len(events) or len(items)
         except Exception as exc:

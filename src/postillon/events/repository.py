@@ -47,6 +47,51 @@ def existing_message_ids(session: Session, message_ids: Sequence[str]) -> set[st
     return found
 
 
+def contacts_with_event(
+    session: Session, name: str, contact_ids: Sequence[uuid.UUID]
+) -> set[uuid.UUID]:
+    """Which of these contacts have an event of this name on their timeline."""
+    found: set[uuid.UUID] = set()
+    for part in chunked(sorted(contact_ids)):
+        query = select(Event.contact_id).where(
+            one_of(session, Event.contact_id, part), Event.name == name
+        )
+        found.update(c for c in session.scalars(query.distinct()) if c is not None)
+    return found
+
+
+def latest_of_contacts(
+    session: Session, contact_ids: Sequence[uuid.UUID], *, per_contact: int
+) -> dict[uuid.UUID, list[Event]]:
+    """Each contact's `per_contact` most recent events, newest first, in one query per
+    chunk of contacts (a window over the timeline index)."""
+    found: dict[uuid.UUID, list[Event]] = {}
+    for part in chunked(sorted(contact_ids)):
+        ranked = (
+            select(
+                Event.id,
+                func.row_number()
+                .over(
+                    partition_by=Event.contact_id,
+                    order_by=(Event.occurred_at.desc(), Event.id.desc()),
+                )
+                .label("rank"),
+            )
+            .where(one_of(session, Event.contact_id, part))
+            .subquery()
+        )
+        query = (
+            select(Event)
+            .join(ranked, ranked.c.id == Event.id)
+            .where(ranked.c.rank <= per_contact)
+            .order_by(Event.contact_id, Event.occurred_at.desc(), Event.id.desc())
+        )
+        for event in session.scalars(query):
+            if event.contact_id is not None:
+                found.setdefault(event.contact_id, []).append(event)
+    return found
+
+
 def events_in_ranges(session: Session, ranges: Sequence[Sequence[int]]) -> list[Event]:
     events: list[Event] = []
     for first, last in ranges:

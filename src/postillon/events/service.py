@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -20,6 +21,13 @@ INTERNAL = "internal"
 # Tracked events that happen to the contact rather than being done by them: no sign that
 # they are active (last seen, engagement).
 DONE_TO_CONTACT = frozenset({"email_sent", "email_delivered", "email_bounced"})
+
+# The automations whose actions are running in a transaction (`session.info`), oldest
+# cause first; `record_internal` stamps them on the events those actions cause.
+_CAUSE = "postillon.automation_chain"
+# Event properties naming the automation that caused an event, and the whole chain.
+CAUSED_BY = "automation"
+CAUSE_CHAIN = "automation_chain"
 
 
 @dataclass(frozen=True)
@@ -51,8 +59,37 @@ def store_events(
     return ids
 
 
+@contextmanager
+def caused_by(session: Session, chain: Sequence[str]) -> Iterator[None]:
+    """Within the block, every internal event recorded in this session was caused by the
+    automation `chain[-1]` (itself acting on an event caused by the ones before it): the
+    events carry `properties.automation` and `properties.automation_chain`, so that a
+    rule never fires on an event its own firing caused, however the change came about
+    (tags, attributes, score thresholds, stages, journeys entered)."""
+    previous = session.info.get(_CAUSE)
+    session.info[_CAUSE] = tuple(chain)
+    try:
+        yield
+    finally:
+        if previous is None:
+            session.info.pop(_CAUSE, None)
+        else:
+            session.info[_CAUSE] = previous
+
+
+def cause_chain(properties: dict[str, Any] | None) -> tuple[str, ...]:
+    """The automations that caused an event (empty: none did)."""
+    chain = (properties or {}).get(CAUSE_CHAIN)
+    if isinstance(chain, list) and all(isinstance(key, str) for key in chain):
+        return tuple(chain)
+    return ()
+
+
 def record_internal(session: Session, events: Sequence[InternalEvent], *, now: datetime) -> None:
-    """Append Postillon's own events to the contacts' timelines."""
+    """Append Postillon's own events to the contacts' timelines (stamped with the
+    automations causing them, see `caused_by`)."""
+    chain: tuple[str, ...] | None = session.info.get(_CAUSE)
+    stamp = {CAUSED_BY: chain[-1], CAUSE_CHAIN: list(chain)} if chain else {}
     store_events(
         session,
         [
@@ -63,7 +100,7 @@ def record_internal(session: Session, events: Sequence[InternalEvent], *, now: d
                 "message_id": f"postillon-{new_id()}",
                 "type": INTERNAL,
                 "name": e.name,
-                "properties": e.properties,
+                "properties": {**e.properties, **stamp} if stamp else e.properties,
                 "context": {},
                 "integrations": None,
                 "source": e.source,

@@ -235,8 +235,15 @@ class ImportService:
         items: Sequence[ContactChanges],
         note: Callable[[RowProblem], None],
     ) -> None:
+        # No contact-change events: a large import would flood the timelines and the
+        # queue. With `run_automations`, the created contacts get `contact_created` after.
         outcomes = self.contacts.apply(
-            session, items, mode=Mode.upsert, source="import", all_or_nothing=False
+            session,
+            items,
+            mode=Mode.upsert,
+            source="import",
+            all_or_nothing=False,
+            record_changes=False,
         )
         touches: dict[uuid.UUID, dict[str, Any]] = {}
         for row, outcome in zip(rows, outcomes, strict=True):

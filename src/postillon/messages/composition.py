@@ -51,6 +51,9 @@ class Envelope:
     reply_to: str | None = None
     # Feedback-ID (a campaign identifier mailbox providers report complaints by).
     feedback_id: str | None = None
+    # Open pixel and click links; off for notifications to someone other than the
+    # contact (their opens are not the contact's).
+    tracked: bool = True
 
 
 @dataclass(frozen=True)
@@ -102,11 +105,13 @@ class Composer:
         """All of `compose` but the signature, which `sign` adds (the sender signs on
         another thread while it composes the next messages)."""
         message_id = envelope.message_id
-        rewrite = _LinkRewriter(self, envelope)
-        html_part = _ANCHOR_HREF.sub(rewrite.html_link, content.html)
-        html_part = _with_pixel(html_part, self.links.open_pixel_url(message_id))
+        html_part, text_part = content.html, content.text
+        if envelope.tracked:
+            rewrite = _LinkRewriter(self, envelope)
+            html_part = _ANCHOR_HREF.sub(rewrite.html_link, html_part)
+            html_part = _with_pixel(html_part, self.links.open_pixel_url(message_id))
+            text_part = _TEXT_URL.sub(rewrite.text_link, text_part)
         html_part = _ascii_html(html_part)
-        text_part = _TEXT_URL.sub(rewrite.text_link, content.text)
         boundary = f"=_{message_id.hex}"
         body = b"".join(
             (

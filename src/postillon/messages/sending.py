@@ -189,6 +189,7 @@ class SendingService:
                 from_address=from_address,
                 reply_to=template.reply_to,
                 feedback_id=f"{template.key}:{message.kind}:postillon",
+                tracked=message.kind != "notification",
             )
             batch.emails.append(self.composer.compose_unsigned(envelope, content, now))
             batch.attempts.append(

@@ -37,6 +37,10 @@ from postillon.messages.schemas import (
 class MessageKind(StrEnum):
     marketing = "marketing"
     transactional = "transactional"
+    # About the contact, to someone else (an owner notified by a rule): transactional,
+    # sent to `to_address`, without open or click tracking (their reading is not the
+    # contact's engagement).
+    notification = "notification"
 
 
 class MessageState(StrEnum):
@@ -68,6 +72,9 @@ class MessageRequest:
     # A rule's or journey's messages: which one, and the journey's step.
     automation_id: uuid.UUID | None = None
     step: str | None = None
+    # A notification about the contact to another address (their owner, sales): the
+    # message is a `notification` (see MessageKind) and goes there, not to the contact.
+    to_address: str | None = None
 
 
 @dataclass(frozen=True)
@@ -100,7 +107,7 @@ class MessageService:
         without_address: list[uuid.UUID] = []
         seen: set[str] = set()
         for request in requests:
-            address = addresses.get(request.contact_id)
+            address = request.to_address or addresses.get(request.contact_id)
             if not address:
                 without_address.append(request.contact_id)
                 continue
@@ -113,7 +120,7 @@ class MessageService:
                     "id": new_id(),
                     "contact_id": request.contact_id,
                     "channel": "email",
-                    "kind": template.kind,
+                    "kind": MessageKind.notification if request.to_address else template.kind,
                     "topic": template.topic,
                     "template_id": template.id,
                     "template_version": template.version,

@@ -14,6 +14,7 @@ from sqlalchemy import text
 from postillon import __version__
 from postillon.automations.caps.endpoints import router as frequency_caps_router
 from postillon.automations.endpoints import router as automations_router
+from postillon.automations.run_endpoints import router as rule_runs_router
 from postillon.bounces.server import bounce_server
 from postillon.broadcasts.endpoints import router as broadcasts_router
 from postillon.contacts.endpoints import router as contacts_router
@@ -99,6 +100,7 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
     app.include_router(message_stats_router)
     app.include_router(automations_router)
     app.include_router(frequency_caps_router)
+    app.include_router(rule_runs_router)
 
     @app.get("/healthz", tags=["health"])
     def healthz(current: RuntimeDep) -> JSONResponse:

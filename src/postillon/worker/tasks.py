@@ -20,7 +20,9 @@ class WorkerTask(Protocol):
 def default_tasks() -> list[WorkerTask]:
     """The tasks every worker runs. Features add theirs here as they gain due work
     (journey steps, sends and segment refreshes are next)."""
+    from postillon.automations.consumer import AutomationsConsumer
     from postillon.automations.schedule_tasks import JourneyDateTask, JourneyScheduleTask
+    from postillon.automations.webhooks import WebhookTask
     from postillon.broadcasts.tasks import BroadcastTask
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
@@ -38,7 +40,14 @@ def default_tasks() -> list[WorkerTask]:
     # In this order: events are consumed (scores change; contacts to re-evaluate are
     # queued) before the segments are re-evaluated for them, in the same round.
     return [
-        EventQueueTask([ContactActivityConsumer(), LeadScoringConsumer(), SegmentEventConsumer()]),
+        EventQueueTask(
+            [
+                ContactActivityConsumer(),
+                LeadScoringConsumer(),
+                SegmentEventConsumer(),
+                AutomationsConsumer(),
+            ]
+        ),
         ContactRefreshTask(),
         SegmentScheduleTask(),
         AnonymousPurgeTask(),
@@ -48,4 +57,5 @@ def default_tasks() -> list[WorkerTask]:
         JourneyDateTask(),
         JourneyScheduleTask(),
         SendTask(),
+        WebhookTask(),
     ]
