@@ -4,7 +4,6 @@ contact (history, messages, events) in time order."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -24,8 +23,9 @@ from postillon.models import (
     WorkerSchedule,
 )
 
-# Periodic jobs the simulation stops the clock for (the others run at its regular stops).
-WATCHED_SCHEDULES: Collection[str] = ()
+# Periodic jobs the simulation stops the clock for (the others run at its regular stops):
+# the marks of date and schedule triggers, due at their next trigger moment.
+WATCHED_SCHEDULES = "journey-%"
 
 
 def next_due(session: Session, *, after: datetime) -> datetime | None:
@@ -40,12 +40,11 @@ def next_due(session: Session, *, after: datetime) -> datetime | None:
             WebhookDelivery.state == "queued", WebhookDelivery.due_at > after
         ),
     ]
-    if WATCHED_SCHEDULES:
-        candidates.append(
-            select(func.min(WorkerSchedule.due_at)).where(
-                WorkerSchedule.name.in_(WATCHED_SCHEDULES), WorkerSchedule.due_at > after
-            )
+    candidates.append(
+        select(func.min(WorkerSchedule.due_at)).where(
+            WorkerSchedule.name.like(WATCHED_SCHEDULES), WorkerSchedule.due_at > after
         )
+    )
     moments = [session.scalar(query) for query in candidates]
     found = [m for m in moments if m is not None]
     return min(found) if found else None
