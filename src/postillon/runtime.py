@@ -94,7 +94,9 @@ class Runtime:
         definitions = DefinitionStore()
         send_gate = SendGate(clock)
         actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
-        journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
+        journeys = JourneyEngine(
+            settings, clock, filters, messages, actions, send_gate, definitions=definitions
+        )
         actions.journeys = journeys
         return cls(
             settings=settings,

@@ -7,6 +7,7 @@ as the decision, with the reason in words ("held: 2 marketing emails today, the 
 
 from __future__ import annotations
 
+import threading
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -60,13 +61,32 @@ class Entry:
     event_id: int | None = None
 
 
+_ids_lock = threading.Lock()
+_last_id = 0
+# UUIDv7's last 62 bits are random; counting up there keeps the version and variant bits.
+_RANDOM_B = (1 << 62) - 1
+
+
+def _ordered_id() -> uuid.UUID:
+    """A UUIDv7 greater than every one this process made before: entries written at the
+    same moment (one batch) keep the order they were decided in, as `explain` lists
+    them by (`at`, `id`)."""
+    global _last_id
+    with _ids_lock:
+        value = new_id().int
+        if value <= _last_id and (_last_id & _RANDOM_B) < _RANDOM_B:
+            value = _last_id + 1
+        _last_id = max(value, _last_id)
+        return uuid.UUID(int=value)
+
+
 def record(session: Session, entries: Sequence[Entry]) -> None:
-    """Append history entries in one insert, in the caller's transaction."""
+    """Append history entries in one insert, in the caller's transaction, in order."""
     repository.insert_history(
         session,
         [
             {
-                "id": new_id(),
+                "id": _ordered_id(),
                 "contact_id": e.contact_id,
                 "automation_id": e.automation_id,
                 "version": e.version,

@@ -20,6 +20,7 @@ class WorkerTask(Protocol):
 def default_tasks() -> list[WorkerTask]:
     """The tasks every worker runs. Features add theirs here as they gain due work
     (journey steps, sends and segment refreshes are next)."""
+    from postillon.automations.journeys.tasks import JourneyStepTask
     from postillon.broadcasts.tasks import BroadcastTask
     from postillon.contacts.activity import ContactActivityConsumer
     from postillon.events.queue import EventQueueTask
@@ -44,5 +45,6 @@ def default_tasks() -> list[WorkerTask]:
         ScoreDecayTask(),
         TraitsRefreshTask(),
         BroadcastTask(),
+        JourneyStepTask(),
         SendTask(),
     ]
