@@ -40,6 +40,8 @@ class ContactChanges:
     declared_types: dict[str, AttributeType] = field(default_factory=dict)
     attributes_from_text: bool = False
     tags: list[str] = field(default_factory=list)
+    # Tags to take off (after `tags` are added: a tag in both ends up removed).
+    removed_tags: list[str] = field(default_factory=list)
     consent: dict[str, tuple[str, str | None]] = field(default_factory=dict)
     # Consent that applies only where the contact has no decision on that channel yet:
     # a list import must never re-subscribe someone who unsubscribed.
@@ -91,6 +93,15 @@ class ContactChanges:
             return
         if tag not in self.tags:
             self.tags.append(tag)
+
+    def remove_tag(self, raw: object) -> None:
+        try:
+            tag = fields.normalise_tag(raw)
+        except FieldError as exc:
+            self.problem("tags", str(exc))
+            return
+        if tag not in self.removed_tags:
+            self.removed_tags.append(tag)
 
     def set_consent(self, channel: str, status: str, source: str | None) -> None:
         self.consent[channel] = (status, source)

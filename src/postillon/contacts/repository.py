@@ -96,11 +96,18 @@ def add_tags(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     insert_rows(session, ContactTag, rows, ignore_conflicts=True)
 
 
-def remove_tags(session: Session, contact_id: uuid.UUID, tags: Collection[str]) -> int:
-    result = session.execute(
-        delete(ContactTag).where(ContactTag.contact_id == contact_id, ContactTag.tag.in_(tags))
-    )
-    return int(result.rowcount)  # type: ignore[attr-defined]
+def delete_tags(session: Session, pairs: Collection[tuple[uuid.UUID, str]]) -> None:
+    """Remove (contact, tag) pairs: one statement per tag and chunk of contacts."""
+    by_tag: dict[str, list[uuid.UUID]] = defaultdict(list)
+    for contact_id, tag in pairs:
+        by_tag[tag].append(contact_id)
+    for tag, ids in by_tag.items():
+        for part in chunked(sorted(ids)):
+            session.execute(
+                delete(ContactTag).where(
+                    ContactTag.tag == tag, one_of(session, ContactTag.contact_id, part)
+                )
+            )
 
 
 def insert_consents(session: Session, rows: Sequence[dict[str, Any]]) -> None:

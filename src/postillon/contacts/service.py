@@ -28,9 +28,8 @@ from postillon.contacts.upsert import (
     apply_changes,
     raise_for_failures,
 )
-from postillon.errors import FieldProblem, InvalidInput, NotFound
+from postillon.errors import InvalidInput, NotFound
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
-from postillon.segments.refresh_queue import queue_contacts
 from postillon.settings import Settings
 
 
@@ -191,20 +190,10 @@ class ContactService:
     def remove_tags(
         self, session: Session, contact_id: uuid.UUID, tags: Sequence[str]
     ) -> ContactOut:
-        self.require(session, contact_id)
-        problems = []
-        clean: list[str] = []
+        changes = ContactChanges(contact_id=contact_id, where=_tag_query_locator)
         for tag in tags:
-            try:
-                clean.append(fields.normalise_tag(tag))
-            except fields.FieldError as exc:
-                problems.append(FieldProblem("tag", str(exc)))
-        if problems:
-            raise InvalidInput.of(problems)
-        if contacts_repository.remove_tags(session, contact_id, clean):
-            now = self.clock.now()
-            contacts_repository.update_contacts(session, [{"id": contact_id, "updated_at": now}])
-            queue_contacts(session, [contact_id], now=now)
+            changes.remove_tag(tag)
+        self.apply(session, [changes], mode=Mode.update, source="api")
         return self.get(session, contact_id)
 
     def set_consent(
@@ -234,6 +223,11 @@ class ContactService:
 
 def _item_locator(index: int) -> Callable[[str], str]:
     return lambda name: f"contacts[{index}].{name}"
+
+
+def _tag_query_locator(name: str) -> str:
+    """Tags to remove come as repeated `tag` query parameters."""
+    return "tag" if name == "tags" else name
 
 
 def _id_of(outcome: Outcome) -> uuid.UUID:

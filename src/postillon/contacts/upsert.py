@@ -381,6 +381,7 @@ def _apply(
         else:
             row["attributes"][name] = value
     target.tags.update(item.tags)
+    target.tags.difference_update(item.removed_tags)
     consent = dict(item.consent)
     for channel, decision in item.default_consent.items():
         if channel not in target.consents and channel not in consent:
@@ -452,6 +453,7 @@ def _write(
     inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     tag_rows: list[dict[str, Any]] = []
+    removed_tags: list[tuple[uuid.UUID, str]] = []
     new_consents: list[dict[str, Any]] = []
     changed_consents: list[dict[str, Any]] = []
     used_attributes: set[str] = set()
@@ -473,6 +475,7 @@ def _write(
             {"contact_id": contact_id, "tag": tag, "added_at": context.now}
             for tag in sorted(target.tags - target.original_tags)
         )
+        removed_tags.extend((contact_id, tag) for tag in sorted(target.original_tags - target.tags))
         for channel, consent in target.consents.items():
             if channel not in target.original_consents:
                 new_consents.append(consent)
@@ -489,5 +492,6 @@ def _write(
     contacts_repository.insert_contacts(session, inserts)
     contacts_repository.update_contacts(session, updates)
     contacts_repository.add_tags(session, tag_rows)
+    contacts_repository.delete_tags(session, removed_tags)
     contacts_repository.insert_consents(session, new_consents)
     contacts_repository.update_consents(session, changed_consents)

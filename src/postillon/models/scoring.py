@@ -4,7 +4,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from postillon.kit.types import BigIntId, JSONDocument, UTCDateTime
@@ -75,6 +75,15 @@ class ScoreChange(Base):
     __table_args__ = (
         Index("ix_score_changes_contact", "contact_id", "model_id", "changed_at"),
         Index("ix_score_changes_rule", "rule_id", "contact_id", "changed_at"),
+        # An automation's change carries its action's deterministic key as the note:
+        # a replayed action adds no points twice (see automations/actions.py).
+        Index(
+            "uq_score_changes_automation",
+            "note",
+            unique=True,
+            sqlite_where=text("reason = 'automation'"),
+            postgresql_where=text("reason = 'automation'"),
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigIntId, primary_key=True, autoincrement=True)
@@ -86,7 +95,7 @@ class ScoreChange(Base):
     )
     delta: Mapped[int] = mapped_column(Integer)
     score: Mapped[int] = mapped_column(Integer)
-    # rule, decay, api, merge
+    # rule, decay, api, merge, automation
     reason: Mapped[str] = mapped_column(String(20))
     # Free text given with a change made by hand or through the API ("called sales").
     note: Mapped[str | None] = mapped_column(String(200))

@@ -34,6 +34,8 @@ class Reason(StrEnum):
     decay = "decay"
     api = "api"
     merge = "merge"
+    # A rule's or journey's action; the note is the action's key (one change per key).
+    automation = "automation"
 
 
 @dataclass(frozen=True)

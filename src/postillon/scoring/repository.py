@@ -111,6 +111,20 @@ def existing_contacts(session: Session, ids: Collection[uuid.UUID]) -> set[uuid.
     return found
 
 
+def automation_notes_present(session: Session, notes: Collection[str]) -> set[str]:
+    """Which of these automation action keys already gave points (`score_changes.note`)."""
+    found: set[str] = set()
+    for part in chunked(sorted(notes)):
+        found.update(
+            session.scalars(
+                select(ScoreChange.note).where(
+                    ScoreChange.reason == "automation", one_of(session, ScoreChange.note, part)
+                )
+            )
+        )
+    return found
+
+
 def add_to_main_scores(session: Session, deltas: Mapping[uuid.UUID, int]) -> None:
     """`contacts.score += delta`, relative, so a concurrent writer's change is not lost."""
     if not deltas:

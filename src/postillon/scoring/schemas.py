@@ -119,7 +119,7 @@ class ScoreChangeOut(BaseModel):
     model: str
     delta: int
     score: int = Field(description="the score after this change")
-    reason: str = Field(description="rule, decay, api or merge")
+    reason: str = Field(description="rule, decay, api, merge or automation")
     note: str | None
     rule_id: uuid.UUID | None
     event_id: int | None
