@@ -115,7 +115,7 @@ def test_the_entry_key_is_the_named_event_property(runtime: Runtime, clock: Virt
         entrants = runtime.journeys.entrants_for(
             published, [first, second, keyless, other], now=clock.now()
         )
-        assert [e.entry_key for e in entrants] == ["42", "42", keyless.message_id]
+        assert [e.entry_key for e in entrants] == [f"{ann}:42", f"{ann}:42", keyless.message_id]
         assert entrants[0].event is not None and entrants[0].event["id"] == first.id
         result = runtime.journeys.enter(session, defs, published, entrants, now=clock.now())
     assert len(result.entered) == 2

@@ -67,7 +67,8 @@ def test_send_puts_one_message_per_run_and_step_in_the_outbox(
         "journey", "mail", "queued", "marketing"
     )  # fmt: skip
     assert message.automation_id == runs(runtime)[0].journey_id
-    assert message.context == {"event": {"cart_id": "c-9"}, "coupon": "SAVE5"}
+    # Templates read the context as `event`: {{ event.cart_id }}, {{ event.coupon }}.
+    assert message.context == {"cart_id": "c-9", "coupon": "SAVE5"}
     run = run_of(runtime, run_id)
     assert run.context["messages"] == {"mail": str(message.id)}
     assert (run.state, run.end_reason, run.steps_done) == (

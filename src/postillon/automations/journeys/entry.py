@@ -78,9 +78,10 @@ def event_document(event: Any) -> dict[str, Any]:
 def entrants_for(journey: Published, events: Sequence[Any], *, now: datetime) -> list[Entrant]:
     """The entrants that stored events make for a journey triggered by an event: events
     of a contact with the trigger's name whose properties pass its `where` (not opens or
-    clicks email tracking attributed to machines). The entry key
-    is the property at `entry.key` when the journey names one (and the event has it),
-    else the event's message id."""
+    clicks email tracking attributed to machines). The entry key is
+    `<contact id>:<value>` of the property at `entry.key` when the journey names one and
+    the event has it (the same cart never starts the journey twice for a contact, and one
+    contact's cart id cannot keep another out), else the event's message id."""
     trigger = journey.journey.trigger
     if not isinstance(trigger, am.EventTrigger):
         return []
@@ -98,7 +99,9 @@ def entrants_for(journey: Published, events: Sequence[Any], *, now: datetime) ->
         found.append(
             Entrant(
                 contact_id=event.contact_id,
-                entry_key=key if key is not None else str(event.message_id),
+                entry_key=(
+                    f"{event.contact_id}:{key}" if key is not None else str(event.message_id)
+                ),
                 source="event",
                 event=event_document(event),
             )

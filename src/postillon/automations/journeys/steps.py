@@ -5,6 +5,8 @@ version with a fixed number of queries, whatever the group's size.
   the outbox in one `MessageService.enqueue`, keyed `journey:<run>:<step>` so a replayed
   step makes no second message; the journey's `on_cap` decides about held ones (wait
   until the gate's `retry_at`, skip the send, or exit), quiet hours their own action.
+  The message's context (what its template reads as `event`) is the triggering event's
+  properties with the step's `context` over them; it carries the run's split variant.
 - update: one `ActionRunner.run` per action for the whole group.
 - wait: the moment is computed per run (a duration; a local time of day on allowed
   weekdays; a date attribute ± days at a local time), in the contact's time zone, else
@@ -87,7 +89,8 @@ def _send(batch: Batch, published: Published, step: am.SendStep, runs: Sequence[
             template_id=template.id,
             dedupe_key=f"journey:{run.id}:{step.id}",
             source="journey",
-            context={"event": run.event_properties, **action.context},
+            # What templates read as `event`: the trigger's properties and the step's data.
+            context={**run.event_properties, **action.context},
             variant=_variant(run),
             automation_id=published.id,
             step=step.id,
