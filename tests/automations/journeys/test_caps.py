@@ -37,6 +37,8 @@ class ScriptedGate(SendGate):
         super().__init__(runtime.clock)
         self.holds: dict[uuid.UUID, SendDecision] = {}
         self.asked: list[SendCandidate] = []
+        # Hold even once `retry_at` has come (a gate at odds with itself).
+        self.stubborn = False
 
     def decide(
         self, session: Session, candidates: Sequence[SendCandidate], *, now: datetime
@@ -45,7 +47,9 @@ class ScriptedGate(SendGate):
         decisions: dict[Hashable, SendDecision] = {}
         for candidate in candidates:
             held = self.holds.get(candidate.contact_id)
-            if held is None or (held.retry_at is not None and held.retry_at <= now):
+            if held is None or (
+                not self.stubborn and held.retry_at is not None and held.retry_at <= now
+            ):
                 decisions[candidate.key] = SendDecision(allowed=True)
             else:
                 decisions[candidate.key] = held
@@ -203,3 +207,16 @@ def test_a_cap_of_one_a_day_across_journeys(runtime: Runtime, clock: VirtualCloc
     clock.advance(timedelta(days=1))
     run_steps(runtime)
     assert len(messages(runtime, ann)) == 2
+
+
+def test_a_hold_until_now_still_waits_a_moment(
+    runtime: Runtime, clock: VirtualClock, gate: ScriptedGate
+) -> None:
+    _journey(runtime, "waits", "wait")
+    (ann,) = contacts(runtime, 1)
+    gate.stubborn = True
+    gate.holds[ann] = _cap(clock, retry=timedelta(0))
+    enter(runtime, "waits", [ann])
+    assert run_steps(runtime) == 1
+    (held,) = runs(runtime)
+    assert (held.step_id, held.due_at) == ("mail", clock.now() + timedelta(seconds=1))

@@ -216,3 +216,17 @@ def test_entering_after_resume(runtime: Runtime) -> None:
     assert enter(runtime, "welcome", [ann]).refused
     set_status(runtime, "welcome", "active")
     assert enter(runtime, "welcome", [ann]).entered
+
+
+def test_machine_opens_start_nothing(runtime: Runtime, clock: VirtualClock) -> None:
+    published = publish(
+        runtime,
+        "kind: journey\nkey: opened\nname: Opened\ntrigger: {event: email_opened}\n"
+        "steps: [{id: hello, send: hello}]",
+    )
+    (ann,) = contacts(runtime, 1)
+    with runtime.database.transaction() as session:
+        scanner = store_event(session, runtime, ann, "email_opened", {"machine": True})
+        person = store_event(session, runtime, ann, "email_opened", {"machine": False})
+        found = runtime.journeys.entrants_for(published, [scanner, person], now=clock.now())
+    assert [e.entry_key for e in found] == [person.message_id]

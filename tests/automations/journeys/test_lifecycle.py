@@ -155,3 +155,24 @@ def test_the_task_works_in_batches_and_reports_what_it_did(
     assert task.run_due(runtime, clock.now()) == 10
     assert task.run_due(runtime, clock.now()) == 0
     assert len(messages(runtime)) == 25
+
+
+def test_two_workers_share_the_due_runs(runtime: Runtime, clock: VirtualClock) -> None:
+    if runtime.database.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite has one writer at a time: its workers take turns")
+    publish(runtime, V1)
+    people = contacts(runtime, 10)
+    enter(runtime, "drip", people)
+    first, second = runtime.database.session(), runtime.database.session()
+    try:
+        with first.begin(), second.begin():
+            definitions = runtime.definitions.load(first)
+            # The first worker holds its batch (its transaction is open) …
+            assert runtime.journeys.run_due(first, definitions, now=clock.now(), limit=4) == 8
+            # … and the second takes the others at once instead of waiting for it.
+            assert runtime.journeys.run_due(second, definitions, now=clock.now(), limit=10) == 12
+    finally:
+        first.close()
+        second.close()
+    assert run_steps(runtime) == 0
+    assert sorted(m.contact_id for m in messages(runtime)) == sorted(people)

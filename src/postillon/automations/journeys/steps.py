@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Callable, Sequence
+from datetime import timedelta
 from typing import Any
 
 from postillon.automations import history as hist
@@ -38,6 +39,7 @@ from postillon.automations.journeys.times import date_moment, next_time_of_day, 
 from postillon.messages.service import MessageRequest
 
 _WEEKDAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MIN_HOLD = timedelta(seconds=1)
 
 
 def execute(batch: Batch, published: Published, step_id: str | None, runs: Sequence[Run]) -> None:
@@ -128,10 +130,13 @@ def _held_back(
     details["policy"] = policy
     if policy == "wait":
         assert decision.retry_at is not None
-        run.due_at = decision.retry_at
+        # Never due again in this batch: a gate answering "not now, but now" would
+        # otherwise keep the worker busy.
+        until = max(decision.retry_at, batch.now + _MIN_HOLD)
+        run.due_at = until
         batch.note(
-            run, hist.Outcome.held,
-            f"held until {decision.retry_at.isoformat()}: {decision.reason}", details=details,
+            run, hist.Outcome.held, f"held until {until.isoformat()}: {decision.reason}",
+            details=details,
         )  # fmt: skip
     elif policy == "skip":
         batch.note(run, hist.Outcome.skipped, f"not sent: {decision.reason}", details=details)
