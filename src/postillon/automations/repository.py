@@ -6,9 +6,10 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import insert, select, tuple_
+from sqlalchemy import select, tuple_
 from sqlalchemy.orm import Session
 
+from postillon.kit.repository import insert_rows
 from postillon.models import Automation, AutomationHistory, AutomationVersion
 
 
@@ -35,5 +36,6 @@ def version_documents(
 
 
 def insert_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(AutomationHistory), list(rows))
+    """One executemany straight to the driver (`kit.repository.insert_rows`): a batch of
+    journey steps writes thousands of entries."""
+    insert_rows(session, AutomationHistory, rows)

@@ -113,11 +113,11 @@ def test_a_journey_killed_mid_way_resumes_without_doubles_or_gaps(
 
     first = _start_worker(settings, sink, tmp_path, "first")
     try:
-        _wait(lambda: len(sink.messages()) >= CONTACTS // 2, within=120, what="half of one sent")
+        _wait(lambda: len(sink.messages()) >= CONTACTS // 2, within=300, what="half of one sent")
         # The server now takes data and never answers: the mails being handed over stay
         # in flight, whenever the kill comes.
         sink.data_stall.set()
-        _wait(lambda: _count(runtime, Message.state == "sending") > 0, within=30, what="in flight")
+        _wait(lambda: _count(runtime, Message.state == "sending") > 0, within=120, what="in flight")
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
@@ -127,7 +127,7 @@ def test_a_journey_killed_mid_way_resumes_without_doubles_or_gaps(
     sink.data_stall.clear()
     second = _start_worker(settings, sink, tmp_path, "second")
     try:
-        _wait(lambda: _runs_ended(runtime), within=180, what="every run to complete")
+        _wait(lambda: _runs_ended(runtime), within=300, what="every run to complete")
         _wait(
             lambda: _count(runtime, Message.state.in_(["queued", "sending"])) == 0,
             within=180,

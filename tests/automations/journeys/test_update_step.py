@@ -4,11 +4,16 @@ what each action did for each run."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from collections.abc import Sequence
+from datetime import datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
+from postillon.automations import model as am
+from postillon.automations.actions import ActionResult, ActionRunner, ActionTarget
+from postillon.automations.definitions import Published
 from postillon.clock import VirtualClock
 from postillon.models import Contact, JourneyRun, ScoreChange
 from postillon.runtime import Runtime
@@ -107,7 +112,7 @@ def test_a_replayed_update_step_gives_no_points_twice(
     assert run_of(runtime, run_id).step_id is None
 
 
-@pytest.mark.xfail(raises=NotImplementedError, strict=True, reason="journey actions come later")
+@pytest.mark.xfail(strict=True, reason="journey actions come with the rules (auto-rules)")
 def test_an_update_that_removes_the_contact_from_a_journey_in_the_same_batch(
     runtime: Runtime, clock: VirtualClock
 ) -> None:
@@ -136,3 +141,61 @@ def test_an_update_that_removes_the_contact_from_a_journey_in_the_same_batch(
     assert messages(runtime, ann) == []
     (sales,) = runs(runtime, "sales")
     assert (sales.state, sales.step_id) == ("active", None)
+
+
+class BrokenActions(ActionRunner):
+    """The real runner, except that tagging `boom` fails (as a bug would)."""
+
+    def __init__(self, runner: ActionRunner) -> None:
+        self.__dict__.update(runner.__dict__)
+        self.mended = False
+
+    def run(self, session: Session, automation: Published, action: am.Action,
+            targets: Sequence[ActionTarget], *, now: datetime,
+            position: int | None = None) -> list[ActionResult]:  # fmt: skip
+        if not self.mended and isinstance(action, am.TagAction) and "boom" in action.add:
+            raise RuntimeError("the tag service is down")
+        return super().run(session, automation, action, targets, now=now, position=position)
+
+
+def test_a_failing_step_is_rolled_back_and_retried_without_holding_up_the_others(
+    runtime: Runtime, clock: VirtualClock
+) -> None:
+    broken = BrokenActions(runtime.journeys.actions)
+    runtime.journeys.actions = broken
+    publish(runtime, JOURNEY.replace("key: qualify", "key: fine"))
+    publish(
+        runtime,
+        JOURNEY.replace("key: qualify", "key: failing").replace(
+            "      - {stage: mql}", "      - {stage: mql}\n      - {tags_add: [boom]}"
+        ),
+    )
+    ann, bob = contacts(runtime, 2)
+    enter(runtime, "failing", [ann])
+    enter(runtime, "fine", [bob])
+    run_steps(runtime)
+    (failing,) = runs(runtime, "failing")
+    assert (failing.state, failing.step_id, failing.steps_done) == ("active", "mark", 0)
+    assert failing.due_at == clock.now() + timedelta(minutes=1)
+    assert failing.context["failures"] == 1
+    # The actions before the failing one were rolled back with it.
+    contact = _contact(runtime, ann)
+    assert (contact.score, contact.lifecycle_stage, contact.attributes) == (0, None, {})
+    failed = [h for h in history(runtime, ann) if h.outcome == "failed"]
+    assert [h.reason for h in failed] == [
+        "step mark failed (RuntimeError: the tag service is down); again at "
+        "2026-01-05T09:01:00+00:00"
+    ]
+    (fine,) = runs(runtime, "fine")
+    assert (fine.step_id, _contact(runtime, bob).score) == (None, 10)
+
+    clock.advance(timedelta(minutes=1))
+    run_steps(runtime)
+    assert run_of(runtime, failing.id).due_at == clock.now() + timedelta(minutes=2)
+    # Mended: the step goes through once, and the count of failures is forgotten.
+    broken.mended = True
+    clock.advance(timedelta(minutes=2))
+    run_steps(runtime)
+    mended = run_of(runtime, failing.id)
+    assert (mended.step_id, mended.steps_done, "failures" in mended.context) == (None, 2, False)
+    assert _contact(runtime, ann).score == 10

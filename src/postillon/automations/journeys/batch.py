@@ -10,10 +10,12 @@ exclusive journey ended.
 
 from __future__ import annotations
 
+import copy
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
@@ -24,10 +26,16 @@ from postillon.automations.definitions import Definitions, Published
 from postillon.automations.journeys import repository
 from postillon.automations.journeys.entry import Entrant, catalog_at, promote_queued
 from postillon.automations.journeys.runs import LIVE, Run, RunState
+from postillon.filters import model as fm
+from postillon.filters.evaluate import Evaluator
+from postillon.filters.facts import event_names, load_facts
 from postillon.filters.sql import Catalog
 
 if TYPE_CHECKING:
     from postillon.automations.journeys.engine import JourneyEngine
+
+_FIRST_RETRY = timedelta(minutes=1)
+_LAST_RETRY = timedelta(hours=1)
 
 _END_OUTCOMES = {
     RunState.completed: hist.Outcome.completed,
@@ -36,6 +44,17 @@ _END_OUTCOMES = {
     RunState.moved: hist.Outcome.moved,
     RunState.control: hist.Outcome.variant,
 }
+
+
+@dataclass
+class _Checkpoint:
+    runs: list[tuple[Run, Run]]
+    history: int
+    ended: int
+    moves: int
+    work: int
+    touched: set[uuid.UUID]
+    detached: set[uuid.UUID]
 
 
 class Batch:
@@ -92,11 +111,22 @@ class Batch:
             self._templates[key] = repository.templates_by_key(self.session, [key]).get(key)
         return self._templates[key]
 
-    def evaluate(self, node: Any, contact_ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
-        """Who matches a filter among these contacts (set-based, in Python)."""
-        if not contact_ids:
-            return set()
-        return self.engine.filters.evaluate(self.session, node, contact_ids, catalog=self.catalog())
+    def evaluate(
+        self, nodes: Sequence[fm.Filter], contact_ids: Collection[uuid.UUID]
+    ) -> list[set[uuid.UUID]]:
+        """Who matches each filter among these contacts, decided in Python (as
+        `FilterService.evaluate` does) from their facts, loaded once for all the filters:
+        a branch's cases, a journey's goal and exits."""
+        if not contact_ids or not nodes:
+            return [set() for _ in nodes]
+        catalog = self.catalog()
+        names = set().union(*(event_names(node, catalog) for node in nodes))
+        facts = load_facts(self.session, contact_ids, catalog=catalog, event_names=names)
+        evaluator = Evaluator(catalog)
+        return [
+            {contact_id for contact_id, one in facts.items() if evaluator.matches(node, one)}
+            for node in nodes
+        ]
 
     # --- changing runs ---
 
@@ -123,6 +153,8 @@ class Batch:
         """Step `step_id` is passed: on to `target` (None: the next step in the list), due
         now; after the last step the run is completed."""
         run.steps_done += 1
+        if "failures" in run.context:
+            run.context = {k: v for k, v in run.context.items() if k != "failures"}
         following = target if target is not None else journey.following(step_id)
         run.state, run.wait_event = RunState.active, None
         run.step_id = step_id
@@ -146,6 +178,41 @@ class Batch:
         run.due_at, run.wait_event = None, None
         self.ended.append(run)
         self.note(run, outcome or _END_OUTCOMES[state], reason, details=details, event_id=event_id)
+
+    # --- a step that fails ---
+
+    def checkpoint(self, runs: Sequence[Run]) -> _Checkpoint:
+        """What a group's step may change in memory, to be put back if it fails."""
+        return _Checkpoint(
+            runs=[(run, copy.copy(run)) for run in runs],
+            history=len(self.history),
+            ended=len(self.ended),
+            moves=len(self.moves),
+            work=self.work,
+            touched=set(self._touched),
+            detached=set(self._detached),
+        )
+
+    def failed(self, saved: _Checkpoint, step_id: str | None, error: Exception) -> None:
+        """The step failed for the group (its database changes were rolled back to a
+        savepoint): the runs are as before it, due again after a growing delay, and the
+        history says why. The other groups of the batch go on."""
+        del self.history[saved.history :]
+        del self.ended[saved.ended :]
+        del self.moves[saved.moves :]
+        self.work = saved.work + len(saved.runs)
+        self._touched, self._detached = saved.touched, saved.detached
+        for run, before in saved.runs:
+            run.__dict__.update(before.__dict__)
+            failures = int(run.context.get("failures") or 0) + 1
+            delay = min(_FIRST_RETRY * 2 ** (failures - 1), _LAST_RETRY)
+            run.set_context("failures", failures)
+            run.due_at = self.now + delay
+            self.note(
+                run, hist.Outcome.failed,
+                f"step {step_id} failed ({type(error).__name__}: {error}); again at "
+                f"{run.due_at.isoformat()}", details={"failures": failures},
+            )  # fmt: skip
 
     # --- nested changes ---
 

@@ -26,6 +26,7 @@ from postillon.automations import model as am
 from postillon.automations.definitions import Definitions, Published, Status
 from postillon.automations.journeys import repository
 from postillon.automations.journeys.runs import Run, RunState
+from postillon.clock import ensure_utc
 from postillon.events.service import InternalEvent, record_internal
 from postillon.filters.evaluate import matches_properties
 from postillon.filters.sql import Catalog
@@ -118,6 +119,15 @@ def _property_key(properties: dict[str, Any], path: tuple[str, ...]) -> str | No
     if isinstance(value, bool) or not isinstance(value, str | int | float) or value == "":
         return None
     return str(value)
+
+
+def _moment(value: Any) -> datetime | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return ensure_utc(datetime.fromisoformat(value))
+    except ValueError:
+        return None
 
 
 def _stored_key(key: str) -> str:
@@ -218,18 +228,12 @@ def enter_journey(
         live_now[contact] = live_now.get(contact, 0) + 1
         last_entered[contact] = now
         event = entrant.event
+        if event is not None and isinstance(event.get("occurred_at"), datetime):
+            event = {**event, "occurred_at": event["occurred_at"].isoformat()}
+        # Goal and exit events count from the trigger's time (a move starts afresh).
         started = now
         if event is not None and not entrant.source.startswith("move:"):
-            occurred = event.get("occurred_at")
-            if isinstance(occurred, datetime):
-                started = min(occurred, now)
-            elif isinstance(occurred, str):
-                try:
-                    started = min(datetime.fromisoformat(occurred), now)
-                except (ValueError, TypeError):
-                    started = now
-            if isinstance(occurred, datetime):
-                event = {**event, "occurred_at": occurred.isoformat()}
+            started = min(_moment(event.get("occurred_at")) or now, now)
         row: dict[str, Any] = {
             "id": new_id(),
             "journey_id": published.id,

@@ -148,14 +148,16 @@ def apply_criteria(
         published = batch.published(group[0])
         assert published is not None
         journey = published.journey
-        criteria = [(journey.goal, -1)] if journey.goal is not None else []
-        criteria += [(c, i) for i, c in enumerate(journey.exit_when)]
-        for criterion, index in criteria:
-            if criterion is None or criterion.filter is None:
-                continue
-            live = [r for r in group if r.live]
-            met_by = batch.evaluate(criterion.filter, {r.contact_id for r in live})
-            for run in live:
+        # The goal first (index -1), then the exits in order.
+        criteria = [(-1, journey.goal)] if journey.goal is not None else []
+        criteria += list(enumerate(journey.exit_when))
+        filters = [(i, c.filter) for i, c in criteria if c.filter is not None]
+        live = [r for r in group if r.live]
+        if not filters or not live:
+            continue
+        matching = batch.evaluate([f for _, f in filters], {r.contact_id for r in live})
+        for (index, _), met_by in zip(filters, matching, strict=True):
+            for run in [r for r in live if r.live]:
                 if run.contact_id not in met_by:
                     continue
                 batch.work += 1

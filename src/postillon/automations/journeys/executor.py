@@ -11,24 +11,32 @@
    branch, an update, a send …) goes on in the next pass, until every run of the batch
    waits or has ended.
 5. One write of the runs, one insert of the history; moves, then queued runs start.
+
+Each group's step runs inside a savepoint: if it fails, its runs are put back as they
+were and retried after a growing delay (1 minute, doubling, at most an hour), with a
+`failed` history entry saying why; the rest of the batch is committed.
 """
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from postillon.automations.definitions import Definitions
+from postillon.automations.definitions import Definitions, Published
 from postillon.automations.journeys import events, repository, steps
 from postillon.automations.journeys.batch import Batch
 from postillon.automations.journeys.runs import Run, RunState
 
 if TYPE_CHECKING:
     from postillon.automations.journeys.engine import JourneyEngine
+
+logger = logging.getLogger("postillon.journeys")
 
 # A journey has at most 200 steps and no loop without a wait, so a run passes through
 # at most that many in one go; the bound only guards against the unforeseen.
@@ -69,6 +77,21 @@ def run_due(
         for (_, _, step_id), group in groups.items():
             published = batch.published(group[0])
             assert published is not None
-            steps.execute(batch, published, step_id, [r for r in group if not batch.detached(r)])
+            _execute(batch, published, step_id, [r for r in group if not batch.detached(r)])
     batch.finish()
     return batch.work
+
+
+def _execute(batch: Batch, published: Published, step_id: str | None, group: Sequence[Run]) -> None:
+    """One group's step inside a savepoint: a step that fails (a broken action, a
+    template gone wrong) is rolled back and retried later for its runs alone, instead of
+    failing the batch again and again and holding up every journey behind it."""
+    saved = batch.checkpoint(group)
+    try:
+        with batch.session.begin_nested():
+            steps.execute(batch, published, step_id, group)
+    except Exception as error:
+        logger.exception(
+            "journey %s step %s failed for %d run(s)", published.key, step_id, len(group)
+        )
+        batch.failed(saved, step_id, error)

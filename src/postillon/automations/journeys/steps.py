@@ -251,10 +251,8 @@ def _branch(batch: Batch, published: Published, step: am.BranchStep, runs: Seque
     journey = published.journey
     remaining = list(runs)
     total = len(step.cases)
-    for index, case in enumerate(step.cases):
-        if not remaining:
-            break
-        matched = batch.evaluate(case.filter, {r.contact_id for r in remaining})
+    matching = batch.evaluate([c.filter for c in step.cases], {r.contact_id for r in runs})
+    for index, (case, matched) in enumerate(zip(step.cases, matching, strict=True)):
         rest: list[Run] = []
         for run in remaining:
             if run.contact_id not in matched:
