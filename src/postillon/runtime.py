@@ -96,7 +96,9 @@ class Runtime:
         definitions = DefinitionStore()
         send_gate = SendGate(clock, default_timezone=settings.default_timezone)
         actions = ActionRunner(settings, clock, contacts, lifecycle, messages, send_gate)
-        journeys = JourneyEngine(settings, clock, filters, messages, actions, send_gate)
+        journeys = JourneyEngine(
+            settings, clock, filters, messages, actions, send_gate, definitions=definitions
+        )
         actions.journeys = journeys
         actions.definitions = definitions
         return cls(

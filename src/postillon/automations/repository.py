@@ -7,10 +7,10 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, func, insert, or_, select, tuple_, update
+from sqlalchemy import and_, func, or_, select, tuple_, update
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, one_of
+from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import (
     AttributeDefinition,
     Automation,
@@ -45,8 +45,9 @@ def version_documents(
 
 
 def insert_history(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    if rows:
-        session.execute(insert(AutomationHistory), list(rows))
+    """One executemany straight to the driver (`kit.repository.insert_rows`): a batch of
+    journey steps writes thousands of entries."""
+    insert_rows(session, AutomationHistory, rows)
 
 
 # --- automations and versions (the documents the marketer keeps) ---

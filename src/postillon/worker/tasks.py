@@ -21,6 +21,7 @@ def default_tasks() -> list[WorkerTask]:
     """The tasks every worker runs. Features add theirs here as they gain due work
     (journey steps, sends and segment refreshes are next)."""
     from postillon.automations.consumer import AutomationsConsumer
+    from postillon.automations.journeys.tasks import JourneyStepTask
     from postillon.automations.schedule_tasks import JourneyDateTask, JourneyScheduleTask
     from postillon.automations.webhooks import WebhookTask
     from postillon.broadcasts.tasks import BroadcastTask
@@ -56,6 +57,7 @@ def default_tasks() -> list[WorkerTask]:
         BroadcastTask(),
         JourneyDateTask(),
         JourneyScheduleTask(),
+        JourneyStepTask(),
         SendTask(),
         WebhookTask(),
     ]

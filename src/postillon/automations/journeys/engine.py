@@ -9,19 +9,30 @@ schedule triggers and the worker call).
   (converted) or exit criterion (exited) they meet.
 - `run_due`: claim a batch of runs whose step is due (`FOR UPDATE SKIP LOCKED` on
   PostgreSQL) and execute the steps as sets, until each run waits or ends.
+- `entrants_for`: the entrants stored events make for a journey (the consumer's loop).
+
+The work is done by `entry` (entering, exclusivity, queued runs), `executor` and `steps`
+(due steps), `events` (waits, goals, exits) over the runs of `repository`; ARCHITECTURE.md
+("How a journey runs") tells the whole story.
 """
 
 from __future__ import annotations
 
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from postillon.automations.definitions import Definitions, Published
+from postillon.automations import history as hist
+from postillon.automations.definitions import Definitions, DefinitionStore, Published
+from postillon.automations.journeys import events as journey_events
+from postillon.automations.journeys import executor, repository
+from postillon.automations.journeys.batch import Batch
+from postillon.automations.journeys.entry import Entrant, EntryResult, enter_journey
+from postillon.automations.journeys.entry import entrants_for as _entrants_for
+from postillon.automations.journeys.runs import RunState
 from postillon.models import Event
 
 if TYPE_CHECKING:
@@ -32,25 +43,7 @@ if TYPE_CHECKING:
     from postillon.messages.service import MessageService
     from postillon.settings import Settings
 
-
-@dataclass(frozen=True)
-class Entrant:
-    contact_id: uuid.UUID
-    # Unique per journey: the same key never starts the journey twice (the triggering
-    # event's entry-key property or message id; "date:<yyyy-mm-dd>", "schedule:<at>" …).
-    entry_key: str
-    # Who put them in: "event", "rule:<key>", "date", "schedule", "move:<journey>", "api".
-    source: str
-    # The triggering event: {"id", "name", "message_id", "occurred_at", "properties"}.
-    event: dict[str, Any] | None = None
-
-
-@dataclass(frozen=True)
-class EntryResult:
-    entered: list[uuid.UUID] = field(default_factory=list)  # run ids
-    queued: list[uuid.UUID] = field(default_factory=list)  # run ids (exclusive journeys)
-    # contact id → why not (entry policy, cooldown, conditions, duplicate key, paused).
-    refused: dict[uuid.UUID, str] = field(default_factory=dict)
+__all__ = ["Entrant", "EntryResult", "JourneyEngine"]
 
 
 class JourneyEngine:
@@ -62,6 +55,8 @@ class JourneyEngine:
         messages: MessageService,
         actions: ActionRunner,
         send_gate: SendGate,
+        *,
+        definitions: DefinitionStore | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
@@ -69,6 +64,8 @@ class JourneyEngine:
         self.messages = messages
         self.actions = actions
         self.send_gate = send_gate
+        # What `remove` loads when its caller (an action) has no definitions at hand.
+        self.definition_store = definitions or DefinitionStore()
 
     def enter(
         self,
@@ -79,7 +76,15 @@ class JourneyEngine:
         *,
         now: datetime,
     ) -> EntryResult:
-        raise NotImplementedError
+        """Let contacts into a journey under its status, entry conditions, entry policy,
+        cooldown, entry key and exclusivity; entered runs are due at once."""
+        return enter_journey(session, self.filters, definitions, journey, entrants, now=now)
+
+    def entrants_for(
+        self, journey: Published, events: Sequence[Event], *, now: datetime
+    ) -> list[Entrant]:
+        """The entrants these stored events make for a journey with an event trigger."""
+        return _entrants_for(journey, events, now=now)
 
     def remove(
         self,
@@ -89,16 +94,33 @@ class JourneyEngine:
         *,
         now: datetime,
         reason: str,
+        definitions: Definitions | None = None,
     ) -> int:
-        raise NotImplementedError
+        """End the contacts' runs of this journey that have not ended (`exited`, with the
+        reason); returns how many. A contact freed from an exclusive journey starts its
+        next queued one (`definitions` are loaded when not given)."""
+        runs = repository.live_runs(
+            session, list(dict.fromkeys(contact_ids)), journey_id=journey.id
+        )
+        if not runs:
+            return 0
+        if definitions is None:
+            definitions = self.definition_store.load(session)
+        batch = Batch(self, session, definitions, now, runs)
+        for run in runs:
+            batch.end(run, RunState.exited, reason, outcome=hist.Outcome.exited)
+        batch.finish()
+        return len(runs)
 
     def on_events(
         self, session: Session, definitions: Definitions, events: Sequence[Event], *, now: datetime
     ) -> int:
-        raise NotImplementedError
+        """Stored events resume the runs waiting for them and end the runs whose goal
+        (converted) or exit criterion (exited) they meet; returns the runs changed."""
+        return journey_events.on_events(self, session, definitions, events, now=now)
 
     def run_due(
         self, session: Session, definitions: Definitions, *, now: datetime, limit: int
     ) -> int:
         """Execute due steps of up to `limit` runs; returns the steps executed."""
-        raise NotImplementedError
+        return executor.run_due(self, session, definitions, now=now, limit=limit)
