@@ -289,7 +289,6 @@ def test_ticks_fall_on_the_clocks_five_minutes() -> None:
     assert schedules.next_tick(utc(2026, 1, 5, 9, 0), tick) == utc(2026, 1, 5, 9, 5)
 
 
-@pytest.mark.xfail(raises=NotImplementedError, strict=True, reason="JourneyEngine.enter")
 def test_the_date_task_enters_the_birthday_journey(
     runtime: Runtime, clock: VirtualClock, birthdays: tuple[Published, uuid.UUID, uuid.UUID]
 ) -> None:
@@ -306,7 +305,6 @@ def test_the_date_task_enters_the_birthday_journey(
         assert len(session.scalars(select(JourneyRun)).all()) == 1
 
 
-@pytest.mark.xfail(raises=NotImplementedError, strict=True, reason="JourneyEngine.enter")
 def test_the_schedule_task_enters_the_audience(runtime: Runtime, clock: VirtualClock) -> None:
     with runtime.database.transaction() as session:
         journey = publish(session, runtime, TIPS)

@@ -191,9 +191,6 @@ def test_transactional_sends_are_not_marketing(runtime: Runtime, gate: ScriptedG
     assert marketing == [False, False, True, True, False]
 
 
-@pytest.mark.xfail(
-    reason="the send gate does not apply frequency caps yet (collision control)", strict=True
-)
 def test_a_cap_of_one_a_day_across_journeys(runtime: Runtime, clock: VirtualClock) -> None:
     with runtime.database.transaction() as session:
         session.add(FrequencyCap(channel="email", per_day=1, per_week=None, updated_at=clock.now()))

@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 
-import pytest
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
@@ -112,7 +111,6 @@ def test_a_replayed_update_step_gives_no_points_twice(
     assert run_of(runtime, run_id).step_id is None
 
 
-@pytest.mark.xfail(strict=True, reason="journey actions come with the rules (auto-rules)")
 def test_an_update_that_removes_the_contact_from_a_journey_in_the_same_batch(
     runtime: Runtime, clock: VirtualClock
 ) -> None:
