@@ -43,7 +43,7 @@ HUMAN_AGENT = (
 )
 _EMAIL_HITS = {"email_opened": HitKind.open, "email_clicked": HitKind.click}
 # However quiet it is, the clock stops at least this often, so periodic jobs run.
-DEFAULT_WAKE_EVERY = timedelta(hours=6)
+DEFAULT_WAKE_EVERY = timedelta(days=1)
 _MAX_ROUNDS_PER_MOMENT = 200
 
 

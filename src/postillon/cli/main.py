@@ -23,6 +23,7 @@ from postillon.cli import (
     rules,
     scoring,
     segments,
+    simulate,
     templates,
     traits,
     users,
@@ -55,6 +56,7 @@ app.add_typer(automations.journeys_app, name="journeys")
 automations.rules_app.command("run")(rules.run)
 app.add_typer(automations.rules_app, name="rules")
 app.command("explain")(automations.explain)
+app.command("simulate")(simulate.simulate)
 app.add_typer(caps.app, name="caps")
 app.add_typer(webhooks.app, name="webhooks")
 
