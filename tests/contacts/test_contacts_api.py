@@ -267,7 +267,9 @@ def test_consent_changes_are_recorded_on_the_timeline(
         api.put(f"/api/contacts/{contact['id']}/consent/fax", json={"status": "subscribed"})
     ).status_code == 422
 
-    events = api.get(f"/api/contacts/{contact['id']}/events").json()["items"]
+    events = api.get(
+        f"/api/contacts/{contact['id']}/events", params={"name": "consent_changed"}
+    ).json()["items"]
     assert [(e["name"], e["properties"]["status"]) for e in events] == [
         ("consent_changed", "unsubscribed"),
         ("consent_changed", "subscribed"),
@@ -293,7 +295,7 @@ def test_the_timeline_pages_newest_first(api: httpx.Client, clock: VirtualClock)
         cursor = page["next_cursor"]
         if not cursor:
             break
-    assert len(times) == 7
+    assert len(times) == 8  # its creation and seven consent changes
     assert times == sorted(times, reverse=True)
     missing = "/api/contacts/01a20368-2f16-7142-9eef-ef47e9a8a22c/events"
     assert api.get(missing).status_code == 404

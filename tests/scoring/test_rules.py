@@ -163,6 +163,7 @@ def test_a_failing_batch_leaves_nothing_half_applied(
     runtime: Runtime, clock: VirtualClock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     ann = new_contact(runtime)
+    run_worker_round(runtime)  # its contact_created
     set_main(runtime, thresholds=[5])
     add_rule(runtime, points=5, frequency="once")
     track(runtime, ann, ("Product Viewed", {}))

@@ -44,9 +44,13 @@ def contact_by(api: httpx.Client, **query: str) -> dict[str, Any]:
     return contact  # type: ignore[no-any-return]
 
 
-def timeline(api: httpx.Client, contact_id: str) -> list[dict[str, Any]]:
+def timeline(
+    api: httpx.Client, contact_id: str, *, with_creation: bool = False
+) -> list[dict[str, Any]]:
+    """The contact's events, newest first; without the `contact_created` that every
+    contact's timeline has (unless asked for)."""
     items: list[dict[str, Any]] = api.get(f"/api/contacts/{contact_id}/events").json()["items"]
-    return items
+    return [e for e in items if with_creation or e["name"] != "contact_created"]
 
 
 def test_identify_creates_the_contact_from_its_traits(
@@ -80,6 +84,12 @@ def test_identify_creates_the_contact_from_its_traits(
     }
     assert (contact["timezone"], contact["locale"]) == ("Europe/Berlin", "de-DE")
     assert contact["state"] == "identified"
+    created = [
+        e for e in timeline(api, contact["id"], with_creation=True) if e["name"] != "identified"
+    ]
+    assert [(e["name"], e["properties"]) for e in created] == [
+        ("contact_created", {"source": "tracking"})
+    ]
     assert [e["name"] for e in timeline(api, contact["id"])] == ["identified"]
 
     # a later identify updates; the email alone finds the contact too

@@ -345,6 +345,7 @@ def test_browsing_then_signing_up_puts_the_visit_on_the_contacts_timeline(
     events = eventually(complete_timeline, what="three page views with their dwell times")
     assert sorted(e["name"] for e in events) == [
         "Signup form viewed",
+        "contact_created",
         "identified",
         "page_viewed",
         "page_viewed",
@@ -441,6 +442,7 @@ def test_a_visit_older_than_the_retention_window_is_forgotten(
     assert_dwell(page_views(events)[0], timedelta(seconds=25))
     assert sorted(e["name"] for e in events) == [
         "Signup form viewed",
+        "contact_created",
         "identified",
         "page_viewed",
     ]
