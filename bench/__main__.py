@@ -19,6 +19,7 @@ from bench import (
     contact_import,
     email_send,
     event_ingest,
+    journey_run,
     segment_refresh,
 )
 
@@ -55,6 +56,11 @@ BENCHMARKS = {
         "broadcast recipients into the outbox/s (100,000 recipients)",
         broadcast_materialise.parse_arguments,
         broadcast_materialise.main,
+    ),
+    "journey_run": Benchmark(
+        "journey engine steps/s and emails/s against bare aiosmtplib (100,000 contacts)",
+        journey_run.parse_arguments,
+        journey_run.main,
     ),
     "segment_refresh": Benchmark(
         "segment full and incremental refresh against hand-written SQL (1M contacts)",
