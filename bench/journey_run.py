@@ -143,7 +143,7 @@ def seed(runtime: Runtime, count: int) -> list[uuid.UUID]:
                     "source": "bench",
                 }
                 for row in rows.contacts
-            ],  # fmt: skip
+            ],
         )
         for key, (subject, body) in TEMPLATES.items():
             runtime.templates.save(
@@ -152,16 +152,6 @@ def seed(runtime: Runtime, count: int) -> list[uuid.UUID]:
         runtime.automations.save(session, JOURNEY, source_name="welcome-series.yaml")
         runtime.automations.publish(session, "welcome-series")
     return [row["id"] for row in rows.contacts]
-
-
-def _consent(contact_id: uuid.UUID, now: datetime) -> dict[str, object]:
-    return {
-        "contact_id": contact_id,
-        "channel": "email",
-        "status": "subscribed",
-        "changed_at": now,
-        "source": "bench",
-    }
 
 
 def enter(runtime: Runtime, contacts: list[uuid.UUID]) -> float:
