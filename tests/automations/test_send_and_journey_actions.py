@@ -6,7 +6,8 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from postillon.models import JourneyRun, Message
+from postillon.automations.consumer import journey_entrants
+from postillon.models import Event, JourneyRun, Message
 from postillon.runtime import Runtime
 from postillon.templates.schemas import TemplateIn
 from tests.automations.support import history, new_contact, publish, run_until_idle, targets
@@ -160,3 +161,46 @@ def test_a_rule_removes_contacts_from_a_journey(runtime: Runtime) -> None:
         runtime.rules.run_for(session, rule, [ann], now=runtime.clock.now())
         [fired] = history(session, ann)
         assert fired.reason.endswith("journey: removed from journey onboarding")
+
+
+def test_events_make_entrants_by_the_trigger_filter_keyed_per_contact(runtime: Runtime) -> None:
+    journey = publish(
+        runtime,
+        {
+            **JOURNEY,
+            "trigger": {
+                "event": "signed_up",
+                "where": {"property": "plan", "op": "=", "value": "pro"},
+            },
+        },
+    )
+    ann, bob = new_contact(runtime), new_contact(runtime, "bob@example.com")
+    now = runtime.clock.now()
+
+    def event(contact: object, message_id: str, **properties: object) -> Event:
+        return Event(
+            id=len(message_id),
+            contact_id=contact,
+            name="signed_up",
+            message_id=message_id,
+            properties=properties,
+            occurred_at=now,
+        )
+
+    entrants = journey_entrants(
+        journey,
+        [
+            event(ann, "m-1", plan="pro", account="a-1"),
+            event(bob, "m-22", plan="pro"),  # no entry-key property: the message id
+            event(ann, "m-333", plan="free", account="a-2"),  # the trigger's filter
+            event(ann, "m-4444", plan="pro", account="a-3", automation_chain=["onboarding"]),
+            event(None, "m-55555", plan="pro"),  # anonymous
+        ],
+        now=now,
+    )
+    assert [(e.contact_id, e.entry_key, e.source) for e in entrants] == [
+        (ann, f"{ann}:a-1", "event"),
+        (bob, "m-22", "event"),
+    ]
+    assert entrants[0].event is not None
+    assert entrants[0].event["properties"] == {"plan": "pro", "account": "a-1"}
