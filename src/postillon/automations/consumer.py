@@ -12,8 +12,8 @@ queue's transaction:
    goal or exit criterion they are.
 
 Events an automation caused carry its key in `properties.automation_chain` (see
-`events.service.caused_by`): a journey is not entered by events its own steps caused,
-as a rule does not fire on its own (`rules.py`).
+`events.service.caused_by`): a journey is not entered by events its own entry or steps
+caused, as a rule does not fire on its own (`rules.py`).
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from sqlalchemy.orm import Session
 from postillon.automations.definitions import Definitions, Published
 from postillon.automations.journeys.engine import Entrant
 from postillon.automations.rules import MAX_CHAIN, event_payload
-from postillon.events.service import cause_chain
+from postillon.events.service import cause_chain, caused_by
 from postillon.filters.evaluate import matches_properties
 from postillon.models import Event
 
@@ -72,9 +72,15 @@ def enter_journeys(
     handed = 0
     for name, named in by_name.items():
         for journey in definitions.journeys_for(name):
-            entrants = journey_entrants(journey, named, now=now)
-            if entrants:
-                runtime.journeys.enter(session, definitions, journey, entrants, now=now)
+            # What the entry causes (`journey_entered` …) carries the journey after the
+            # chain of the event: rules reacting to it cannot start this journey again.
+            groups: dict[tuple[str, ...], list[Entrant]] = {}
+            for entrant in journey_entrants(journey, named, now=now):
+                properties = (entrant.event or {}).get("properties")
+                groups.setdefault(cause_chain(properties), []).append(entrant)
+            for chain, entrants in groups.items():
+                with caused_by(session, (*chain, journey.key)):
+                    runtime.journeys.enter(session, definitions, journey, entrants, now=now)
                 handed += len(entrants)
     return handed
 
