@@ -206,7 +206,6 @@ def test_events_make_entrants_by_the_trigger_filter_keyed_per_contact(runtime: R
 
 # Needs the journey engine (branch auto-engine): on main with it, this passes (checked with
 # this commit cherry-picked onto main); without the cause chain on journey entries it loops.
-@pytest.mark.xfail(strict=True, reason="the journey engine is not on this branch")
 def test_a_rule_on_journey_entered_cannot_restart_the_journey_it_reacts_to(
     runtime: Runtime,
 ) -> None:
