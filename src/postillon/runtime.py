@@ -137,7 +137,7 @@ class Runtime:
             form_tokens=FormTokens(settings.secret_key, clock),
             bounces=BounceService(settings, clock, contacts, links),
             definitions=definitions,
-            automations=AutomationService(settings, clock, filters, definitions),
+            automations=AutomationService(settings, clock, filters, definitions, journeys),
             send_gate=send_gate,
             frequency_caps=FrequencyCapService(clock),
             actions=actions,

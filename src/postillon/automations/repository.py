@@ -157,6 +157,17 @@ def run_counts(
     return counts
 
 
+def open_run_contacts(session: Session, journey_id: uuid.UUID) -> list[uuid.UUID]:
+    """The contacts with a run of this journey that has not ended."""
+    return list(
+        session.scalars(
+            select(JourneyRun.contact_id)
+            .where(JourneyRun.journey_id == journey_id, JourneyRun.state.in_(OPEN_RUN_STATES))
+            .distinct()
+        )
+    )
+
+
 def open_runs_count(session: Session, journey_id: uuid.UUID) -> int:
     return int(
         session.scalar(

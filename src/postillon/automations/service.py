@@ -45,6 +45,7 @@ from postillon.models import Automation, AutomationVersion
 
 if TYPE_CHECKING:
     from postillon.automations.definitions import DefinitionStore
+    from postillon.automations.journeys.engine import JourneyEngine
     from postillon.clock import Clock
     from postillon.filters.service import FilterService
     from postillon.settings import Settings
@@ -74,11 +75,14 @@ class AutomationService:
         clock: Clock,
         filters: FilterService,
         definitions: DefinitionStore,
+        journeys: JourneyEngine | None = None,
     ) -> None:
         self.settings = settings
         self.clock = clock
         self.filters = filters
         self.definitions = definitions
+        # Archiving a journey with runs in it ends them through the engine.
+        self.journeys = journeys
 
     # --- documents ---
 
@@ -356,6 +360,14 @@ class AutomationService:
         return ArchiveOut(key=key, status="archived", ended_runs=ended, message=message)
 
     def _end_runs(self, session: Session, automation: Automation, now: datetime) -> int:
+        published = self.definitions.load(session).current.get(automation.id)
+        if self.journeys is not None and published is not None:
+            # Through the engine: a contact freed from an exclusive journey starts its
+            # next queued one.
+            contacts = repository.open_run_contacts(session, automation.id)
+            return self.journeys.remove(
+                session, published, contacts, now=now, reason=ARCHIVED_REASON
+            )
         rows = repository.end_open_runs(session, automation.id, now=now, reason=ARCHIVED_REASON)
         history.record(
             session,

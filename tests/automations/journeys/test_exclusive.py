@@ -165,3 +165,21 @@ def test_two_entries_at_once_into_exclusive_journeys(runtime: Runtime) -> None:
     first = enter(runtime, "tips", [ann, ann])
     assert len(first.entered) == 1 and len(first.queued) == 1
     assert sorted(r.state for r in runs(runtime)) == ["active", "queued"]
+
+
+def test_archiving_a_journey_starts_the_contacts_queued_exclusive_journey(
+    runtime: Runtime,
+) -> None:
+    (ann,) = contacts(runtime, 1)
+    (first,) = enter(runtime, "onboarding", [ann]).entered
+    (queued,) = enter(runtime, "tips", [ann]).queued
+    with runtime.database.transaction() as session:
+        result = runtime.automations.archive(session, "onboarding", force=True)
+    assert result.ended_runs == 1
+    assert (run_of(runtime, first).state, run_of(runtime, first).end_reason) == (
+        "exited", "journey archived"
+    )  # fmt: skip
+    started = run_of(runtime, queued)
+    assert started.state == "active"
+    run_steps(runtime)
+    assert run_of(runtime, queued).context["messages"].keys() == {"hello"}
