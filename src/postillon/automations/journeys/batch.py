@@ -223,9 +223,6 @@ class Batch:
         for run_id, state in repository.states_of(self.session, [r.id for r in live]).items():
             if state not in LIVE:
                 self._detached.add(run_id)
-        for run in live:
-            if run.id in self._detached:
-                run.state = RunState.exited
 
     def detached(self, run: Run) -> bool:
         return run.id in self._detached

@@ -6,18 +6,21 @@ import uuid
 import zlib
 from collections import defaultdict
 from collections.abc import Collection, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy import Select, case, func, select, text
 from sqlalchemy.orm import Session
 
-from postillon.automations.journeys.runs import LIVE, RUNNING, Run, RunState
+from postillon.automations.journeys.runs import CONTEXT_POSITION, LIVE, RUNNING, Run, RunState
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
 from postillon.models import Automation, Contact, EmailTemplate, Event, JourneyRun
 
 _RUN_COLUMNS = tuple(JourneyRun.__table__.columns)
+# `Run.from_row` takes the columns by position.
+assert [c.name for c in _RUN_COLUMNS] == [f.name for f in fields(Run)], "journey_runs columns"
+assert fields(Run)[CONTEXT_POSITION].name == "context"
 # Any numbers, the same in every process: the keys of the journey locks.
 _EXCLUSIVE_LOCK = 0x6A657863  # "jexc"
 

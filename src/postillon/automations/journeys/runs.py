@@ -47,6 +47,9 @@ WRITTEN = (
 )
 
 
+CONTEXT_POSITION = 10  # the position of `context` among the fields
+
+
 @dataclass(eq=False)
 class Run:
     id: uuid.UUID
@@ -68,24 +71,11 @@ class Run:
 
     @classmethod
     def from_row(cls, row: Any) -> Run:
-        return cls(
-            id=row.id,
-            journey_id=row.journey_id,
-            version=row.version,
-            contact_id=row.contact_id,
-            state=row.state,
-            step_id=row.step_id,
-            due_at=row.due_at,
-            wait_event=row.wait_event,
-            entry_key=row.entry_key,
-            source=row.source,
-            context=dict(row.context or {}),
-            priority=row.priority,
-            entered_at=row.entered_at,
-            ended_at=row.ended_at,
-            end_reason=row.end_reason,
-            steps_done=row.steps_done,
-        )
+        """A run from a row of every `journey_runs` column in table order (which is the
+        order of this class's fields; `repository` checks it)."""
+        values = list(row)
+        values[CONTEXT_POSITION] = dict(values[CONTEXT_POSITION] or {})
+        return cls(*values)
 
     def written(self) -> dict[str, Any]:
         """The row a batch writes back."""

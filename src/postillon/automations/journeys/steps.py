@@ -186,48 +186,51 @@ def _update(batch: Batch, published: Published, step: am.UpdateStep, runs: Seque
 def _wait(batch: Batch, published: Published, step: am.WaitStep, runs: Sequence[Run]) -> None:
     journey = published.journey
     following = step.next or journey.following(step.id)
-    times: dict[Any, tuple[str | None, dict[str, Any]]] = {}
-    if step.kind is not am.WaitKind.duration:
-        times = repository.contact_times(batch.session, {r.contact_id for r in runs})
+    if step.kind is am.WaitKind.duration:
+        assert step.duration is not None
+        # The same moment and words for the whole group.
+        until = batch.now + step.duration
+        reason = f"waits {format_duration(step.duration)} until {until.isoformat()}"
+        details = {"next": following, "until": until.isoformat()}
+        for run in runs:
+            batch.note(run, hist.Outcome.waited, reason, details=details)
+            run.steps_done += 1
+            run.step_id, run.due_at = following, until
+        return
+    times = repository.contact_times(batch.session, {r.contact_id for r in runs})
+    at = step.at
+    assert at is not None
     for run in runs:
         zone_name, attributes = times.get(run.contact_id, (None, {}))
         zone = zone_for(zone_name, journey.timezone)
-        details: dict[str, Any] = {"next": following}
-        if step.kind is am.WaitKind.duration:
-            assert step.duration is not None
-            until = batch.now + step.duration
-            reason = f"waits {format_duration(step.duration)}"
-        elif step.kind is am.WaitKind.time_of_day:
-            assert step.at is not None
-            until = next_time_of_day(batch.now, step.at, step.weekdays, zone)
+        if step.kind is am.WaitKind.time_of_day:
+            until = next_time_of_day(batch.now, at, step.weekdays, zone)
             days = (
                 ""
                 if len(step.weekdays) == 7
                 else " on " + ",".join(_WEEKDAYS[d] for d in step.weekdays)
             )
-            reason = f"waits for {step.at.strftime('%H:%M')}{days} ({zone.key})"
+            reason = f"waits for {at.strftime('%H:%M')}{days} ({zone.key})"
         else:
-            assert step.at is not None and step.attribute is not None
-            value = attributes.get(step.attribute)
-            moment = date_moment(value, step.offset_days, step.at, zone)
+            assert step.attribute is not None
+            moment = date_moment(attributes.get(step.attribute), step.offset_days, at, zone)
             if moment is None:
                 batch.note(
                     run, hist.Outcome.skipped,
                     f"no date in attribute {step.attribute!r}: the wait is skipped",
-                    details=details,
+                    details={"next": following},
                 )  # fmt: skip
                 batch.go(run, journey, step.id, step.next)
                 continue
             until = max(moment, batch.now)
             offset = f" {step.offset_days:+d} days" if step.offset_days else ""
-            reason = (
-                f"waits for {step.attribute}{offset} at {step.at.strftime('%H:%M')} ({zone.key})"
-            )
+            reason = f"waits for {step.attribute}{offset} at {at.strftime('%H:%M')} ({zone.key})"
             if moment < batch.now:
                 reason = f"{step.attribute}{offset} has passed ({moment.isoformat()}): goes on"
-        details["until"] = until.isoformat()
-        batch.note(run, hist.Outcome.waited, f"{reason} until {until.isoformat()}",
-                   details=details)  # fmt: skip
+        batch.note(
+            run, hist.Outcome.waited, f"{reason} until {until.isoformat()}",
+            details={"next": following, "until": until.isoformat()},
+        )  # fmt: skip
         run.steps_done += 1
         run.step_id, run.due_at = following, until
 
