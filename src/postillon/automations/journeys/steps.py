@@ -72,7 +72,14 @@ def _send(batch: Batch, published: Published, step: am.SendStep, runs: Sequence[
         return
     marketing = template.kind == "marketing" and not journey.transactional
     candidates = [
-        SendCandidate(run.id, run.contact_id, action.channel, marketing, journey.quiet_hours)
+        SendCandidate(
+            run.id,
+            run.contact_id,
+            action.channel,
+            marketing,
+            journey.quiet_hours,
+            timezone=journey.timezone,
+        )
         for run in runs
     ]
     decisions = batch.engine.send_gate.decide(batch.session, candidates, now=batch.now)
