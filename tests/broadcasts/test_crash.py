@@ -99,7 +99,8 @@ def test_a_broadcast_killed_mid_send_resumes_without_doubles_or_gaps(
         # The server now takes data and never answers: the batch being handed over stays
         # in flight, whenever the kill comes.
         sink.data_stall.set()
-        _wait(lambda: _count(runtime, "sending") > 0, within=30, what="a batch in flight")
+        # In flight for sure: the server holds the data of at least one message.
+        _wait(lambda: sink.stalled > 0, within=60, what="a message's data held by the server")
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)

@@ -45,6 +45,8 @@ class _Handler:
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
         if self.sink.data_stall.is_set():
+            with self.sink.lock:
+                self.sink.stalled += 1
             # A server that takes the data and then never answers (the ambiguous case).
             await asyncio.sleep(3600)
         with self.sink.lock:
@@ -72,6 +74,8 @@ class SmtpSink:
         self.lock = threading.Lock()
         self.logins: list[str] = []
         self.data_stall = threading.Event()
+        # Messages whose data arrived while stalled: handed over, never answered.
+        self.stalled = 0
         self._controller: Controller | None = None
 
     def start(self) -> SmtpSink:

@@ -117,7 +117,8 @@ def test_a_journey_killed_mid_way_resumes_without_doubles_or_gaps(
         # The server now takes data and never answers: the mails being handed over stay
         # in flight, whenever the kill comes.
         sink.data_stall.set()
-        _wait(lambda: _count(runtime, Message.state == "sending") > 0, within=120, what="in flight")
+        # In flight for sure: the server holds the data of at least one message.
+        _wait(lambda: sink.stalled > 0, within=120, what="a message's data held by the server")
     finally:
         os.kill(first.pid, signal.SIGKILL)
         first.wait(timeout=30)
