@@ -34,9 +34,17 @@ class _TriggerTask:
     name: str
     kind: str
 
-    def __init__(self, *, tick: timedelta = timedelta(minutes=5), chunk: int = 2000) -> None:
+    def __init__(
+        self,
+        *,
+        tick: timedelta = timedelta(minutes=5),
+        chunk: int = 2000,
+        grace: timedelta | None = None,
+    ) -> None:
         self.tick = tick
         self.chunk = chunk
+        # How far back missed trigger moments are still handled (None: the setting).
+        self.grace = grace
 
     def run_due(self, runtime: Runtime, now: datetime) -> int:
         with runtime.database.transaction(read_only=True) as session:
@@ -84,7 +92,7 @@ class _TriggerTask:
         """Take the journey's mark if due and say who enters for its trigger moments up
         to `now` (nobody while it is paused); the mark moves on in `session`, whose
         transaction must also enter them. None: the mark was not due."""
-        grace = runtime.settings.journey_trigger_grace
+        grace = self.grace or runtime.settings.journey_trigger_grace
         window = schedules.claim(session, self.kind, journey, now=now, grace=grace)
         if window is None:
             return None

@@ -185,6 +185,54 @@ def date_entrants(
     return Due(entrants, next_moment)
 
 
+def next_date_moment(
+    session: Session,
+    journey: Published,
+    after: datetime,
+    zones: Sequence[str | None],
+    *,
+    within: timedelta,
+) -> datetime | None:
+    """The first moment after `after`, and within `within` of it, at which some contact's
+    date makes them enter (None: nobody does). Reads every contact with a date that
+    could: meant for the simulation, whose few contacts' birthdays let its clock jump
+    from one to the next, not for a worker (which looks every tick anyway)."""
+    trigger = journey.journey.trigger
+    assert isinstance(trigger, am.DateTrigger)
+    window = Window(after, after + within)
+    groups = _zone_groups(journey, zones)
+    # zone → its (local day, moment) in the window, in order.
+    days: dict[ZoneInfo, list[tuple[date, datetime]]] = {}
+    month_days: set[str] = set()
+    for zone in groups:
+        for day in _days_around(window, zone):
+            moment = localtime.first_moment(datetime.combine(day, trigger.at), zone)
+            if moment in window:
+                days.setdefault(zone, []).append((day, moment))
+                month_days |= occurrences.month_days(trigger, day)
+    names = {name for zone in days for name in groups[zone]}
+    rows = repository.dated_contacts(
+        session,
+        trigger.attribute,
+        month_days=month_days,
+        zones={name for name in names if name is not None},
+        without_zone=None in names,
+    )
+    default = _journey_zone(journey)
+    first: datetime | None = None
+    for _contact_id, zone_name, stored_text in rows:
+        stored = _date_of(stored_text)
+        if stored is None:
+            continue
+        for day, moment in days.get(localtime.zone_of(zone_name, default), ()):
+            if first is not None and moment >= first:
+                break
+            if occurrences.enters_on(trigger, stored, day):
+                first = moment
+                break
+    return first
+
+
 # --- schedules ---
 
 

@@ -24,8 +24,11 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session
 
+from postillon.automations import schedules
 from postillon.automations import simulation_repository as repository
+from postillon.automations.definitions import Published
 from postillon.automations.documents import parse_duration
+from postillon.automations.schedule_tasks import JourneyDateTask, JourneyScheduleTask
 from postillon.clock import VirtualClock, ensure_utc
 from postillon.errors import FieldProblem, InvalidInput
 from postillon.events.service import store_events
@@ -49,15 +52,17 @@ _MAX_ROUNDS_PER_MOMENT = 200
 
 @dataclass(frozen=True)
 class PlannedEvent:
-    """Something the contact does at `at`. For `email_opened` / `email_clicked`,
+    """Something a contact does at `at`. For `email_opened` / `email_clicked`,
     `message_step` names the journey step (`step` or `journey:step`) whose message was
-    opened or clicked; it is recorded through email tracking like a real open."""
+    opened or clicked; it is recorded through email tracking like a real open.
+    `contact_id`: who does it (None: the contact `run_until` is given)."""
 
     at: datetime
     name: str
     properties: dict[str, Any] = field(default_factory=dict)
     message_step: str | None = None
     url: str | None = None
+    contact_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -128,18 +133,49 @@ def _moment(raw: Any, start: datetime) -> datetime | None:
     return ensure_utc(moment) if moment.tzinfo else None
 
 
+# How far ahead the date triggers look for the next contact to enter (a year and a bit:
+# every yearly date falls in it).
+DATE_LOOK_AHEAD = timedelta(days=400)
+
+
 def simulation_tasks() -> list[WorkerTask]:
-    """The worker's tasks, with the date and schedule triggers looking ahead a day at a
-    time instead of every 5 minutes: their marks are due at the next trigger moment they
-    know, so nothing is entered later, and the clock stops far less often."""
-    from postillon.automations.schedule_tasks import JourneyDateTask, JourneyScheduleTask
+    """The worker's tasks, with the date and schedule triggers looking further ahead
+    than every 5 minutes: the schedule marks are due at the next occurrence (and daily),
+    the date marks at the next moment a contact actually enters (`LookAheadDateTask`),
+    so nothing is entered later, and the clock stops far less often."""
     from postillon.worker.tasks import default_tasks
 
     replaced: dict[type[Any], WorkerTask] = {
-        JourneyDateTask: JourneyDateTask(tick=timedelta(days=1)),
+        JourneyDateTask: LookAheadDateTask(),
         JourneyScheduleTask: JourneyScheduleTask(tick=timedelta(days=1)),
     }
     return [replaced.get(type(task), task) for task in default_tasks()]
+
+
+class LookAheadDateTask(JourneyDateTask):
+    """The date trigger as a worker runs it, but with the journey's mark due at the
+    next moment a contact enters (the engine's rules, over the simulation's few contacts,
+    a year ahead), not at every zone's next trigger time: the clock jumps from birthday
+    to birthday. The mark is looked at again whenever the simulation has changed
+    something (`Simulation.settle`), so that a date set on the way counts; and a window
+    may span a jump (the grace is the look-ahead)."""
+
+    def __init__(self) -> None:
+        super().__init__(tick=DATE_LOOK_AHEAD, grace=DATE_LOOK_AHEAD)
+
+    def _due(
+        self,
+        runtime: Runtime,
+        session: Session,
+        journey: Published,
+        window: schedules.Window,
+        zones: list[str | None],
+    ) -> schedules.Due:
+        due = super()._due(runtime, session, journey, window, zones)
+        after = schedules.next_date_moment(
+            session, journey, window.until, zones, within=DATE_LOOK_AHEAD
+        )
+        return schedules.Due(due.entrants, after)
 
 
 class Simulation:
@@ -166,7 +202,8 @@ class Simulation:
         contact_id: uuid.UUID | None = None,
         events: Sequence[PlannedEvent] = (),
     ) -> None:
-        """Play `events` (for `contact_id`) and everything that falls due, up to `moment`."""
+        """Play `events` (each for its own contact, else for `contact_id`) and everything
+        that falls due, up to `moment`."""
         pending = sorted((e for e in events if e.at <= moment), key=lambda e: e.at)
         self.settle()
         while True:
@@ -181,12 +218,16 @@ class Simulation:
                 return
             self.clock.set(target)
             while pending and pending[0].at <= target:
-                assert contact_id is not None, "events need the contact they are about"
-                self.play(contact_id, pending.pop(0))
+                planned = pending.pop(0)
+                who = planned.contact_id or contact_id
+                assert who is not None, "events need the contact they are about"
+                self.play(who, planned)
             self.settle()
 
     def settle(self) -> int:
-        """Run every task at the current moment until none has work left."""
+        """Run every task at the current moment until none has work left. After a round
+        that did something, the date triggers look again (`LookAheadDateTask`): what was
+        done may have given a contact a date, or made a new contact."""
         done_total = 0
         for _ in range(_MAX_ROUNDS_PER_MOMENT):
             now = self.clock.now()
@@ -195,6 +236,8 @@ class Simulation:
             done_total += done
             if not done:
                 return done_total
+            with self.runtime.database.transaction() as session:
+                repository.wake_date_marks(session, now)
         raise RuntimeError(
             f"the simulation did not settle at {self.clock.now().isoformat()}: "
             "a task kept finding work"

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, or_, select, update
 from sqlalchemy.orm import Session
 
 from postillon.models import (
@@ -26,6 +26,7 @@ from postillon.models import (
 # Periodic jobs the simulation stops the clock for (the others run at its regular stops):
 # the marks of date and schedule triggers, due at their next trigger moment.
 WATCHED_SCHEDULES = "journey-%"
+DATE_MARKS = "journey-date:%"
 
 
 def next_due(session: Session, *, after: datetime) -> datetime | None:
@@ -48,6 +49,15 @@ def next_due(session: Session, *, after: datetime) -> datetime | None:
     moments = [session.scalar(query) for query in candidates]
     found = [m for m in moments if m is not None]
     return min(found) if found else None
+
+
+def wake_date_marks(session: Session, now: datetime) -> None:
+    """Make the marks of date triggers due now (those due later)."""
+    session.execute(
+        update(WorkerSchedule)
+        .where(WorkerSchedule.name.like(DATE_MARKS), WorkerSchedule.due_at > now)
+        .values(due_at=now)
+    )
 
 
 def message_of_step(

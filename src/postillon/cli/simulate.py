@@ -45,8 +45,9 @@ def simulate(
     ),
     templates: Path | None = typer.Option(
         None,
-        help="a folder of templates as `templates save` reads them (KEY.yaml); "
-        "templates not found there are stand-ins with the key as subject",
+        help="a folder of templates as `templates save` reads them (KEY.yaml); a template "
+        "the journeys name that is not there is an error. Without it, every template is a "
+        "stand-in with its key as subject",
     ),
 ) -> None:
     """Run journeys for one contact on a virtual clock and print what would happen when:
@@ -107,7 +108,11 @@ def _run(
         migrate.upgrade(runtime.database)
         with runtime.database.transaction() as session:
             for key in sorted(_template_keys(trees)):
-                runtime.templates.save(session, _template(key, template_dir))
+                template = _template(key, template_dir)
+                # One missing from the folder is not saved: the journey naming it is
+                # refused below with its file and line, as `journeys validate` would.
+                if template is not None:
+                    runtime.templates.save(session, template)
             created = runtime.contacts.create(session, person, source="simulation")
             keys = [tree.key for tree in trees if isinstance(tree, am.Journey)]
             for path, text in texts:
@@ -136,10 +141,19 @@ def _template_keys(trees: list[am.Automation]) -> set[str]:
     return keys
 
 
-def _template(key: str, folder: Path | None) -> TemplateIn:
+def _template(key: str, folder: Path | None) -> TemplateIn | None:
+    """The template `key` from the folder (None if it is not there), or without a
+    folder a stand-in."""
+    if folder is None:
+        return TemplateIn(
+            key=key,
+            format="html",
+            subject=key,
+            body=f"<p>{key}</p><p>{{{{ contact.first_name | default('') }}}}</p>",
+        )
     for suffix in (".yaml", ".yml", ".json"):
-        path = folder / f"{key}{suffix}" if folder else None
-        if path is not None and path.exists():
+        path = folder / f"{key}{suffix}"
+        if path.exists():
             document = load_yaml(_read(path), source=str(path))
             if not isinstance(document, dict):
                 raise InvalidInput.at(str(path), "must be a mapping of key, subject, body …")
@@ -156,12 +170,7 @@ def _template(key: str, folder: Path | None) -> TemplateIn:
                         for e in error.errors()
                     ]
                 ) from None
-    return TemplateIn(
-        key=key,
-        format="html",
-        subject=key,
-        body=f"<p>{key}</p><p>{{{{ contact.first_name | default('') }}}}</p>",
-    )
+    return None
 
 
 def _contact(path: Path) -> ContactIn:
