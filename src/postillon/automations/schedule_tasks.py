@@ -12,6 +12,7 @@ without entries: contacts due while it was paused do not enter when it resumes.
 from __future__ import annotations
 
 import logging
+from abc import ABC, abstractmethod
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
@@ -30,7 +31,7 @@ logger = logging.getLogger("postillon.automations")
 _RETRY_AFTER = timedelta(minutes=5)
 
 
-class _TriggerTask:
+class _TriggerTask(ABC):
     name: str
     kind: str
 
@@ -107,6 +108,7 @@ class _TriggerTask:
         schedules.advance(session, self.kind, journey.id, handled_until=now, next_due=next_due)
         return due
 
+    @abstractmethod
     def _due(
         self,
         runtime: Runtime,
@@ -115,7 +117,7 @@ class _TriggerTask:
         window: schedules.Window,
         zones: list[str | None],
     ) -> schedules.Due:
-        raise NotImplementedError
+        """Who is due in the window, and the next moment anyone can be."""
 
 
 class JourneyDateTask(_TriggerTask):
