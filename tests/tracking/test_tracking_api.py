@@ -400,3 +400,26 @@ def test_nul_characters_in_the_admin_api(api: httpx.Client) -> None:
     assert batch.json()["problems"][0]["loc"] == "contacts[1].tags[0]"
     assert api.get("/api/contacts", params={"q": "a\u0000b"}).status_code == 400
     assert api.get("/api/visitors/a%00b").status_code == 400
+
+
+def test_times_beyond_the_calendar_are_reported_not_a_server_error(
+    tracker: httpx.Client, runtime: Runtime
+) -> None:
+    # The skew correction would land before year 1; an offset would move year 1 before it.
+    response = tracker.post(
+        "/v1/batch",
+        json={
+            "sentAt": "9999-11-05T20:07:27+12:43",
+            "batch": [
+                track(1, originalTimestamp="0413-06-15T00:15:30Z"),
+                track(2, timestamp="0001-01-01T00:00:00+01:00"),
+                track(3),
+            ],
+        },
+    )
+    assert response.status_code == 200
+    rejected = {r["index"]: r["problems"][0] for r in response.json()["rejected"]}
+    assert rejected[0]["loc"] == "batch[0].sentAt"
+    assert "clock skew" in rejected[0]["msg"]
+    assert rejected[1]["loc"] == "batch[1].timestamp"
+    assert [e.message_id for e in stored_events(runtime)] == ["msg-3"]

@@ -315,7 +315,11 @@ def _occurred_at(item: dict[str, Any], received_at: datetime, problem: Any) -> d
     if timestamp is not None:
         return timestamp
     if original is not None and sent_at is not None:
-        return received_at - (sent_at - original)
+        try:
+            return received_at - (sent_at - original)
+        except OverflowError:
+            problem("sentAt", "is too far from originalTimestamp to correct the clock skew")
+            return received_at
     return original or received_at
 
 
@@ -332,7 +336,11 @@ def _moment(value: Any, name: str, problem: Any) -> datetime | None:
         return None
     if moment.tzinfo is None:
         return moment.replace(tzinfo=UTC)
-    return moment.astimezone(UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        problem(name, f"{value!r} is outside the years 1 to 9999 in UTC")
+        return None
 
 
 def _size(item: Any) -> int:
