@@ -19,11 +19,6 @@ def template_by_key(session: Session, key: str) -> EmailTemplate | None:
     return session.scalars(select(EmailTemplate).where(EmailTemplate.key == key)).one_or_none()
 
 
-def add_template(session: Session, row: dict[str, Any]) -> None:
-    """Insert a template unless one has its key (a concurrent writer may have added it)."""
-    insert_rows(session, EmailTemplate, [row], ignore_conflicts=True)
-
-
 # --- webhook deliveries ---
 
 

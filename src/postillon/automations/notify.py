@@ -26,12 +26,11 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session
 
-from postillon.automations import actions_repository as repository
 from postillon.automations import model as am
 from postillon.automations.cards import contact_cards
 from postillon.automations.definitions import Published
-from postillon.kit.ids import new_id
 from postillon.messages.service import MessageRequest, MessageService
+from postillon.templates.system import SystemTemplate, system_template_id
 
 if TYPE_CHECKING:
     from postillon.automations.actions import ActionTarget
@@ -62,6 +61,13 @@ _TEMPLATE_BODY = """<p>{{ event.subject }}</p>
 {%- if event.trigger %}, on {{ event.trigger }}{% endif %}.</p>
 <p><a href="{{ card.url }}">{{ card.url }}</a></p>
 """
+_TEMPLATE = SystemTemplate(
+    key=TEMPLATE_KEY,
+    name="Owner notification",
+    subject="{{ event.subject }}",
+    body=_TEMPLATE_BODY,
+    preheader=None,
+)
 
 
 class OwnerNotifier:
@@ -122,32 +128,7 @@ class OwnerNotifier:
 
     def template_id(self, session: Session, now: datetime) -> uuid.UUID:
         """The system template, created (transactional, editable) the first time it is needed."""
-        template = repository.template_by_key(session, TEMPLATE_KEY)
-        if template is None:
-            repository.add_template(
-                session,
-                {
-                    "id": new_id(),
-                    "key": TEMPLATE_KEY,
-                    "name": "Owner notification",
-                    "format": "html",
-                    "subject": "{{ event.subject }}",
-                    "preheader": None,
-                    "body": _TEMPLATE_BODY,
-                    "text_body": None,
-                    "compiled_html": _TEMPLATE_BODY,
-                    "from_address": None,
-                    "reply_to": None,
-                    "kind": "transactional",
-                    "topic": None,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            template = repository.template_by_key(session, TEMPLATE_KEY)
-            assert template is not None, "inserted or created by a concurrent writer"
-        return template.id
+        return system_template_id(session, _TEMPLATE, now)
 
 
 def _recipients(action: am.NotifyAction, card: dict[str, object] | None) -> list[str]:

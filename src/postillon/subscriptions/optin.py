@@ -23,11 +23,11 @@ from postillon.clock import Clock
 from postillon.contacts.changes import ContactChanges
 from postillon.contacts.service import ContactService
 from postillon.contacts.upsert import Mode
-from postillon.kit.ids import new_id
 from postillon.messages.links import LinkKind, LinkSigner
 from postillon.messages.service import MessageRequest, MessageService
 from postillon.settings import Settings
 from postillon.subscriptions import repository
+from postillon.templates.system import SystemTemplate, system_template_id
 
 TEMPLATE_KEY = "double-opt-in"
 _TEMPLATE_BODY = """<p>Hello{% if contact.first_name %} {{ contact.first_name }}{% endif %},</p>
@@ -35,6 +35,13 @@ _TEMPLATE_BODY = """<p>Hello{% if contact.first_name %} {{ contact.first_name }}
 <p><a href="{{ event.confirm_url }}">Yes, subscribe me</a></p>
 <p>If you did not ask for this, ignore this message: you will not hear from us again.</p>
 """
+_TEMPLATE = SystemTemplate(
+    key=TEMPLATE_KEY,
+    name="Double opt-in confirmation",
+    subject="Please confirm your subscription",
+    body=_TEMPLATE_BODY,
+    preheader="One click and you are in",
+)
 
 
 class Confirmation(StrEnum):
@@ -101,32 +108,7 @@ class DoubleOptIn:
 
     def template_id(self, session: Session, now: datetime) -> uuid.UUID:
         """The system template, created (transactional, editable) the first time it is needed."""
-        template = repository.template_by_key(session, TEMPLATE_KEY)
-        if template is None:
-            repository.add_template(
-                session,
-                {
-                    "id": new_id(),
-                    "key": TEMPLATE_KEY,
-                    "name": "Double opt-in confirmation",
-                    "format": "html",
-                    "subject": "Please confirm your subscription",
-                    "preheader": "One click and you are in",
-                    "body": _TEMPLATE_BODY,
-                    "text_body": None,
-                    "compiled_html": _TEMPLATE_BODY,
-                    "from_address": None,
-                    "reply_to": None,
-                    "kind": "transactional",
-                    "topic": None,
-                    "version": 1,
-                    "created_at": now,
-                    "updated_at": now,
-                },
-            )
-            template = repository.template_by_key(session, TEMPLATE_KEY)
-            assert template is not None, "inserted or created by a concurrent writer"
-        return template.id
+        return system_template_id(session, _TEMPLATE, now)
 
     def read_link(self, token: str) -> ConfirmationLink | None:
         """The link's content if we signed it (expired or not), else None."""

@@ -116,11 +116,3 @@ def mark_unsubscribed(session: Session, message_id: uuid.UUID, now: Any) -> None
         .where(Message.id == message_id, Message.unsubscribed_at.is_(None))
         .values(unsubscribed_at=now)
     )
-
-
-def template_by_key(session: Session, key: str) -> EmailTemplate | None:
-    return session.scalar(select(EmailTemplate).where(EmailTemplate.key == key))
-
-
-def add_template(session: Session, row: dict[str, Any]) -> None:
-    insert_rows(session, EmailTemplate, [row], ignore_conflicts=True)

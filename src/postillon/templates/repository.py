@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Collection
+from typing import Any
 
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, one_of
+from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import Contact, ContentBlock, EmailTemplate, Message, VoucherPool
 
 
@@ -26,6 +27,11 @@ def templates_by_id(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.U
 
 def all_templates(session: Session) -> list[EmailTemplate]:
     return list(session.scalars(select(EmailTemplate).order_by(EmailTemplate.key)))
+
+
+def add_template_if_absent(session: Session, row: dict[str, Any]) -> None:
+    """Insert a template unless its key is taken (system templates, made on first use)."""
+    insert_rows(session, EmailTemplate, [row], ignore_conflicts=True)
 
 
 def add_template(session: Session, template: EmailTemplate) -> None:
