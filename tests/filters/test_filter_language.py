@@ -196,3 +196,23 @@ def test_sql_and_python_agree_on_typed_values(runtime: Runtime, doc: Any, expect
         in_sql = outcome.contact_id in runtime.filters.members(session, node)
         in_python = runtime.filters.matches(session, node, outcome.contact_id)
         assert (in_sql, in_python) == (expected, expected)
+
+
+def test_kept_statements_keep_true_and_one_apart(runtime: Runtime) -> None:
+    """Statements for listed contacts are built once and kept by their filters. In Python
+    `True == 1` (with the same hash), but `= true` and `= 1` are different tests: asking
+    one after the other must not reuse the first one's statement."""
+    with runtime.database.transaction() as session:
+        contact = ContactIn(email="kept@example.com", attributes={"vip": True, "size": 1})
+        [outcome] = runtime.contacts.upsert_batch(session, [contact])
+        contact_id = outcome.contact_id
+        assert contact_id is not None
+        nodes = [
+            runtime.filters.parse(session, {"attribute": key, "op": "=", "value": value})
+            for key, value in (("vip", True), ("vip", 1), ("size", 1), ("size", True))
+        ]
+        assert [runtime.filters.matches(session, node, contact_id) for node in nodes] == [
+            True, False, True, False
+        ]  # fmt: skip
+        both = runtime.filters.evaluate_each(session, nodes, [contact_id])
+        assert both == [{contact_id}, set(), {contact_id}, set()]

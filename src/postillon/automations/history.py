@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from postillon.automations import repository
-from postillon.kit.ids import new_ordered_id
+from postillon.kit.ids import new_ordered_ids
 
 
 class Outcome(StrEnum):
@@ -46,7 +46,7 @@ class Outcome(StrEnum):
     paused = "paused"
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Entry:
     contact_id: uuid.UUID
     automation_id: uuid.UUID
@@ -63,11 +63,12 @@ class Entry:
 def record(session: Session, entries: Sequence[Entry]) -> None:
     """Append history entries in one insert, in the caller's transaction. Their ids
     grow in the order given, so entries of one moment read back in the order written."""
+    ids = new_ordered_ids(len(entries))
     repository.insert_history(
         session,
         [
             {
-                "id": new_ordered_id(),
+                "id": id_,
                 "contact_id": e.contact_id,
                 "automation_id": e.automation_id,
                 "version": e.version,
@@ -79,6 +80,6 @@ def record(session: Session, entries: Sequence[Entry]) -> None:
                 "details": e.details,
                 "event_id": e.event_id,
             }
-            for e in entries
+            for id_, e in zip(ids, entries, strict=True)
         ],
     )

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import time, timedelta
 from enum import StrEnum
+from functools import cached_property
 from typing import Any
 
 from postillon.filters import model as fm
@@ -350,17 +351,17 @@ class Journey:
     # The zone of times of day for contacts without one.
     timezone: str = "UTC"
 
+    @cached_property
+    def _positions(self) -> dict[str, int]:
+        return {step.id: index for index, step in enumerate(self.steps)}
+
     def step(self, step_id: str) -> Step:
-        for step in self.steps:
-            if step.id == step_id:
-                return step
-        raise KeyError(step_id)
+        return self.steps[self._positions[step_id]]
 
     def following(self, step_id: str) -> str | None:
         """The id of the step after `step_id` in the list, None after the last."""
-        ids = [s.id for s in self.steps]
-        index = ids.index(step_id)
-        return ids[index + 1] if index + 1 < len(ids) else None
+        index = self._positions[step_id] + 1
+        return self.steps[index].id if index < len(self.steps) else None
 
 
 # --- rules ---

@@ -30,7 +30,7 @@ from postillon.cli import (
     webhooks,
 )
 from postillon.cli.common import cli_runtime, configure_logging, console
-from postillon.kit import migrate
+from postillon.kit import memory, migrate
 from postillon.web.app import create_app
 from postillon.worker.runner import Worker
 
@@ -89,6 +89,7 @@ def serve(
             log_level="info",
             lifespan="on",
         )
+        memory.tune_for_batches()
         console.print(f"Postillon on http://{config.host}:{config.port}  (Ctrl-C stops it)")
         uvicorn.Server(config).run()
 
@@ -102,6 +103,7 @@ def run_worker(
     with cli_runtime() as runtime:
         instance = Worker(runtime, name=name)
         bounces = bounce_server(runtime) if runtime.settings.bounce_server_enabled else None
+        memory.tune_for_batches()
 
         async def main() -> None:
             loop = asyncio.get_running_loop()

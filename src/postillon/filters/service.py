@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection
+from collections.abc import Collection, Sequence
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from postillon.clock import Clock
+from postillon.filters import listed, repository
 from postillon.filters import model as m
-from postillon.filters import repository
-from postillon.filters.evaluate import Evaluator
-from postillon.filters.facts import event_names, load_facts
 from postillon.filters.parsing import References, parse_filter
 from postillon.filters.sql import Catalog, select_members
 from postillon.settings import Settings
@@ -72,13 +70,23 @@ class FilterService:
         *,
         catalog: Catalog | None = None,
     ) -> set[uuid.UUID]:
-        """Who matches among `contact_ids`, decided in Python from their facts."""
-        catalog = catalog or self.catalog(session)
-        facts = load_facts(
-            session, contact_ids, catalog=catalog, event_names=event_names(node, catalog)
-        )
-        evaluator = Evaluator(catalog)
-        return {contact_id for contact_id, one in facts.items() if evaluator.matches(node, one)}
+        """Who matches among `contact_ids`, in SQL (`filters.listed`)."""
+        [found] = self.evaluate_each(session, [node], contact_ids, catalog=catalog)
+        return found
+
+    def evaluate_each(
+        self,
+        session: Session,
+        nodes: Sequence[m.Filter],
+        contact_ids: Collection[uuid.UUID],
+        *,
+        catalog: Catalog | None = None,
+    ) -> list[set[uuid.UUID]]:
+        """For each filter, who matches among `contact_ids`: one statement for them all
+        (a branch's cases, a journey's goal and exits), built once and kept."""
+        if not nodes or not contact_ids:
+            return [set() for _ in nodes]
+        return listed.matching(session, nodes, contact_ids, catalog or self.catalog(session))
 
     def matches(self, session: Session, node: m.Filter, contact_id: uuid.UUID) -> bool:
         return contact_id in self.evaluate(session, node, [contact_id])

@@ -7,10 +7,12 @@ explicitly, `BEGIN IMMEDIATE` for sessions that write and plain `BEGIN` for read
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
@@ -18,8 +20,18 @@ from sqlalchemy.orm import Session, sessionmaker
 _READ_ONLY = "postillon_read_only"
 
 
+def _json_loads(text: str | bytes) -> Any:
+    """JSON columns read by orjson, several times faster than the standard library; what
+    only the standard library reads (NaN, which its writer allows) falls back to it."""
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine with Postillon's connection settings for the URL's dialect."""
+    kwargs.setdefault("json_deserializer", _json_loads)
     if url.startswith("postgresql://"):
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite"):

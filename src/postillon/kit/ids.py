@@ -7,17 +7,31 @@ import threading
 import time
 import uuid
 
+_RAND_A = 0xFFF << 64
+_RAND_B = (1 << 62) - 1
+_VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
+
+
+def _uuid(value: int) -> uuid.UUID:
+    """`uuid.UUID(int=value)` for a value known to be a valid 128-bit number, without the
+    checks: the engine makes tens of thousands of ids a second. It sets the two slots as
+    `UUID.__init__` does (Python 3.14 names this `UUID._from_int`)."""
+    made = object.__new__(uuid.UUID)
+    object.__setattr__(made, "int", value)
+    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    return made
+
+
+def _v7(millis: int, rand: int) -> int:
+    """A UUIDv7 number: 48 bits of Unix milliseconds, then 74 random bits."""
+    value = (millis & ((1 << 48) - 1)) << 80
+    value |= ((rand >> 62) << 64) & _RAND_A  # rand_a, 12 bits
+    return value | _VERSION_AND_VARIANT | (rand & _RAND_B)  # rand_b, 62 bits
+
 
 def new_id() -> uuid.UUID:
-    """A UUIDv7: 48 bits of Unix milliseconds, then 74 random bits."""
-    millis = time.time_ns() // 1_000_000
-    rand = int.from_bytes(os.urandom(10), "big")
-    value = (millis & ((1 << 48) - 1)) << 80
-    value |= 0x7 << 76  # version
-    value |= ((rand >> 62) & 0xFFF) << 64  # rand_a, 12 bits
-    value |= 0b10 << 62  # variant
-    value |= rand & ((1 << 62) - 1)  # rand_b, 62 bits
-    return uuid.UUID(int=value)
+    """A UUIDv7."""
+    return _uuid(_v7(time.time_ns() // 1_000_000, int.from_bytes(os.urandom(10), "big")))
 
 
 _last_ordered = 0
@@ -28,10 +42,19 @@ def new_ordered_id() -> uuid.UUID:
     """A UUIDv7 greater than any other this function made in this process, even within
     one millisecond (RFC 9562's monotonic counter, method 1): rows that are written in
     order and sorted by (time, id) come back in that order, as history entries must."""
+    return new_ordered_ids(1)[0]
+
+
+def new_ordered_ids(count: int) -> list[uuid.UUID]:
+    """`count` ids as `new_ordered_id` makes them, growing in the order of the list: one
+    random start, then counting on in the random bits."""
     global _last_ordered
     with _ordered_lock:
-        value = new_id().int
-        if value <= _last_ordered:
-            value = _last_ordered + 1  # same millisecond: count on in the random bits
-        _last_ordered = value
-    return uuid.UUID(int=value)
+        start = new_id().int
+        if start <= _last_ordered:
+            start = _last_ordered + 1  # same millisecond: count on in the random bits
+        # Counting on must not carry into the version and variant bits.
+        if (start & _RAND_B) + count > _RAND_B:
+            start = (start & ~_RAND_B) + (1 << 64)  # on to the next rand_a value
+        _last_ordered = start + count - 1
+    return [_uuid(start + offset) for offset in range(count)]

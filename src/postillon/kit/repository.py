@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
@@ -48,21 +49,24 @@ def insert_rows(
     rows: Sequence[dict[str, Any]],
     *,
     ignore_conflicts: bool = False,
-) -> None:
+) -> int | None:
     """An executemany INSERT of rows that all carry the same columns (columns they leave
     out get the model's defaults); with `ignore_conflicts`, rows whose key exists already
-    are skipped.
+    are skipped. Returns the rows inserted as the driver counts them (None if it does
+    not say).
 
     The statement goes to the driver directly, with each value converted once by its
     column type's own bind processor (JSON by orjson): SQLAlchemy's per-row parameter
     handling costs several times more than the database's own work on large batches.
     """
     if not rows:
-        return
+        return 0
     connection = session.connection()
     table = table_of(model)
     plan = _insert_plan(connection.dialect, table, tuple(rows[0]), ignore_conflicts)
-    connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+    result = connection.exec_driver_sql(plan.sql, plan.parameters(rows))
+    count = result.rowcount
+    return count if count >= 0 else None
 
 
 def copy_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:
@@ -106,20 +110,32 @@ class _Plan:
     defaults: tuple[tuple[int, Callable[[], Any]], ...] = ()
 
     def parameters(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
-        # Rows of a batch often share values (the same time, the same contact): each
-        # converter remembers its last input, so a repeated one costs one identity test.
-        pairs = tuple(
-            (key, None if convert is None else _remembering(convert))
-            for key, convert in zip(self.keys, self.converters, strict=True)
-        )
-        values = [
-            tuple(row[key] if convert is None else convert(row[key]) for key, convert in pairs)
-            for row in rows
+        """Each row's values in the statement's order, converted for the driver."""
+        # The values come out of each row in one C call; only the columns that need it
+        # are converted. Rows of a batch often share values (the same time, the same
+        # contact): each converter remembers its last input, so a repeated one costs one
+        # identity test.
+        take = itemgetter(*self.keys) if len(self.keys) > 1 else _single(self.keys[0])
+        converting = [
+            (position, _remembering(convert))
+            for position, convert in enumerate(self.converters)
+            if convert is not None
         ]
-        if not self.defaults:
-            return values
         makers = [make for _, make in self.defaults]
-        return [row + tuple(make() for make in makers) for row in values]
+        values: list[tuple[Any, ...]] = []
+        append = values.append
+        for row in rows:
+            value = list(take(row))
+            for position, convert in converting:
+                value[position] = convert(value[position])
+            if makers:
+                value += [make() for make in makers]
+            append(tuple(value))
+        return values
+
+
+def _single(key: str) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
+    return lambda row: (row[key],)
 
 
 def _remembering(convert: Callable[[Any], Any]) -> Callable[[Any], Any]:

@@ -33,9 +33,10 @@ def templates_by_id(
     return {template.id: template for template in session.scalars(query)}
 
 
-def insert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> None:
-    """Rows whose `dedupe_key` exists already are skipped (not an error)."""
-    insert_rows(session, Message, rows, ignore_conflicts=True)
+def insert_messages(session: Session, rows: Sequence[dict[str, Any]]) -> int | None:
+    """Rows whose `dedupe_key` exists already are skipped (not an error). Returns how many
+    were inserted, if the driver says."""
+    return insert_rows(session, Message, rows, ignore_conflicts=True)
 
 
 def ids_by_dedupe_key(session: Session, keys: Sequence[str]) -> dict[str, uuid.UUID]:

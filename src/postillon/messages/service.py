@@ -138,9 +138,17 @@ class MessageService:
                     "queued_at": now,
                 }
             )
-        repository.insert_messages(session, rows)
+        # Keys seen before keep their message. Usually there are none, and then the new
+        # rows' ids are the answer unless another transaction took a key meanwhile (the
+        # insert then counts fewer rows, and the ids are read back).
         ids = repository.ids_by_dedupe_key(session, [row["dedupe_key"] for row in rows])
-        created = sum(1 for row in rows if ids.get(row["dedupe_key"]) == row["id"])
+        new_rows = [row for row in rows if row["dedupe_key"] not in ids]
+        inserted = repository.insert_messages(session, new_rows)
+        if inserted == len(new_rows):
+            ids.update({row["dedupe_key"]: row["id"] for row in new_rows})
+        else:
+            ids = repository.ids_by_dedupe_key(session, [row["dedupe_key"] for row in rows])
+        created = sum(1 for row in new_rows if ids.get(row["dedupe_key"]) == row["id"])
         return EnqueueResult(
             message_ids=ids,
             created=created,

@@ -14,6 +14,11 @@ from sqlalchemy.orm import Mapped, mapped_column
 from postillon.kit.types import JSONDocument, UTCDateTime
 from postillon.models.base import Base
 
+# The running states of a journey run (`automations.journeys.runs.RUNNING`) as SQL with
+# the values written out: a query must say it in these words for the partial due index to
+# serve it (a bound parameter would not prove the index's condition).
+RUNNING_CONDITION = "journey_runs.state IN ('active', 'waiting')"
+
 
 class Automation(Base):
     """A rule or a journey as the marketer keeps it: the draft being edited and which
@@ -68,7 +73,13 @@ class JourneyRun(Base):
 
     __tablename__ = "journey_runs"
     __table_args__ = (
-        Index("ix_journey_runs_due", "state", "due_at"),
+        # Due runs in due order (`claim_due`): only the running states.
+        Index(
+            "ix_journey_runs_due",
+            "due_at",
+            sqlite_where=text(RUNNING_CONDITION),
+            postgresql_where=text(RUNNING_CONDITION),
+        ),
         Index("ix_journey_runs_contact", "contact_id", "state"),
         Index("ix_journey_runs_journey", "journey_id", "state"),
         Index("uq_journey_runs_entry", "journey_id", "entry_key", unique=True),

@@ -14,7 +14,7 @@ trigger on.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Collection, Hashable, Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session
 from postillon.errors import Conflict
 from postillon.events.service import InternalEvent, record_internal
 from postillon.filters import model as m
+from postillon.filters.listed import statement_key
 from postillon.filters.parsing import parse_filter
 from postillon.filters.sql import (
     Catalog,
@@ -167,7 +168,7 @@ def _batches(ordered: Sequence[CompiledSegment], size: int) -> Iterator[list[Com
 # Statements for listed contacts by segments, filters, catalog and dialect: building
 # one costs more than running it for a few contacts. The catalog's time is left out of
 # the key, as the values that follow it are parameters.
-_LISTED_QUERIES: dict[Hashable, ListedQuery] = {}
+_LISTED_QUERIES: dict[tuple[str, ...], ListedQuery] = {}
 _LISTED_QUERIES_KEPT = 256
 
 
@@ -175,18 +176,11 @@ def _listed_query(
     batch: Sequence[CompiledSegment], catalog: Catalog, dialect: str, *, with_current: bool
 ) -> ListedQuery:
     key = (
-        tuple((compiled.segment.id, compiled.filter) for compiled in batch),
-        with_current,
-        dialect,
-        catalog.stages,
-        tuple(sorted(catalog.score_models.items())),
-        tuple(sorted(catalog.segments.items())),
-        catalog.purchase_event,
+        *(str(compiled.segment.id) for compiled in batch),
+        str(with_current),
+        statement_key([compiled.filter for compiled in batch], catalog, dialect),
     )
-    try:
-        found = _LISTED_QUERIES.get(key)
-    except TypeError:  # a value in a filter that cannot be hashed: build it each time
-        return _build_listed_query(batch, catalog, dialect, with_current=with_current)
+    found = _LISTED_QUERIES.get(key)
     if found is None:
         if len(_LISTED_QUERIES) >= _LISTED_QUERIES_KEPT:
             _LISTED_QUERIES.clear()

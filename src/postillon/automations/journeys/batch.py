@@ -10,7 +10,6 @@ exclusive journey ended.
 
 from __future__ import annotations
 
-import copy
 import uuid
 from collections import defaultdict
 from collections.abc import Collection, Sequence
@@ -27,8 +26,6 @@ from postillon.automations.journeys import repository
 from postillon.automations.journeys.entry import Entrant, catalog_at, promote_queued
 from postillon.automations.journeys.runs import LIVE, Run, RunState
 from postillon.filters import model as fm
-from postillon.filters.evaluate import Evaluator
-from postillon.filters.facts import event_names, load_facts
 from postillon.filters.sql import Catalog
 
 if TYPE_CHECKING:
@@ -48,7 +45,9 @@ _END_OUTCOMES = {
 
 @dataclass
 class _Checkpoint:
-    runs: list[tuple[Run, Run]]
+    # Each run with its fields as they were (a run's context is replaced, never changed
+    # in place, so a shallow copy keeps it).
+    runs: list[tuple[Run, dict[str, Any]]]
     history: int
     ended: int
     moves: int
@@ -114,19 +113,11 @@ class Batch:
     def evaluate(
         self, nodes: Sequence[fm.Filter], contact_ids: Collection[uuid.UUID]
     ) -> list[set[uuid.UUID]]:
-        """Who matches each filter among these contacts, decided in Python (as
-        `FilterService.evaluate` does) from their facts, loaded once for all the filters:
-        a branch's cases, a journey's goal and exits."""
-        if not contact_ids or not nodes:
-            return [set() for _ in nodes]
-        catalog = self.catalog()
-        names = set().union(*(event_names(node, catalog) for node in nodes))
-        facts = load_facts(self.session, contact_ids, catalog=catalog, event_names=names)
-        evaluator = Evaluator(catalog)
-        return [
-            {contact_id for contact_id, one in facts.items() if evaluator.matches(node, one)}
-            for node in nodes
-        ]
+        """Who matches each filter among these contacts (a branch's cases, a journey's
+        goal and exits): one SQL statement for all the filters."""
+        return self.engine.filters.evaluate_each(
+            self.session, nodes, contact_ids, catalog=self.catalog()
+        )
 
     # --- changing runs ---
 
@@ -184,7 +175,7 @@ class Batch:
     def checkpoint(self, runs: Sequence[Run]) -> _Checkpoint:
         """What a group's step may change in memory, to be put back if it fails."""
         return _Checkpoint(
-            runs=[(run, copy.copy(run)) for run in runs],
+            runs=[(run, run.__dict__.copy()) for run in runs],
             history=len(self.history),
             ended=len(self.ended),
             moves=len(self.moves),
@@ -203,7 +194,7 @@ class Batch:
         self.work = saved.work + len(saved.runs)
         self._touched, self._detached = saved.touched, saved.detached
         for run, before in saved.runs:
-            run.__dict__.update(before.__dict__)
+            run.__dict__.update(before)
             failures = int(run.context.get("failures") or 0) + 1
             delay = min(_FIRST_RETRY * 2 ** (failures - 1), _LAST_RETRY)
             run.set_context("failures", failures)

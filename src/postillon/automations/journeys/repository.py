@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from postillon.automations.journeys.runs import CONTEXT_POSITION, LIVE, RUNNING, Run, RunState
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
 from postillon.models import Automation, Contact, EmailTemplate, Event, JourneyRun
+from postillon.models.automation import RUNNING_CONDITION
 
 _RUN_COLUMNS = tuple(JourneyRun.__table__.columns)
 # `Run.from_row` takes the columns by position.
@@ -85,7 +86,7 @@ def claim_due(session: Session, now: datetime, limit: int) -> list[Run]:
         _runs()
         .join(Automation, Automation.id == JourneyRun.journey_id)
         .where(
-            JourneyRun.state.in_(RUNNING),
+            text(RUNNING_CONDITION),  # in the words of the partial due index
             JourneyRun.due_at <= now,
             Automation.status == "active",
         )

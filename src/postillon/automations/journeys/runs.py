@@ -17,6 +17,7 @@ from enum import StrEnum
 from typing import Any
 
 from postillon.clock import ensure_utc
+from postillon.models.automation import RUNNING_CONDITION
 
 
 class RunState(StrEnum):
@@ -33,6 +34,7 @@ class RunState(StrEnum):
 LIVE: tuple[str, ...] = (RunState.active, RunState.waiting, RunState.queued)
 # The states that hold a contact's place in an exclusive journey.
 RUNNING: tuple[str, ...] = (RunState.active, RunState.waiting)
+assert RUNNING_CONDITION.endswith(f"IN ({', '.join(repr(str(s)) for s in RUNNING)})")
 
 # The columns a batch writes back (with `id`).
 WRITTEN = (
