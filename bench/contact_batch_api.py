@@ -48,6 +48,7 @@ from bench.common import (
     verdict,
 )
 from postillon.auth.service import Scope
+from postillon.kit import memory
 from postillon.web.app import create_app
 
 TARGET_CONTACTS_PER_SECOND = 5_000  # on SQLite
@@ -131,7 +132,9 @@ def main(argv: list[str] | None = None) -> int:
         runtime = build_runtime(databases.fresh("api"), Path(tmp) / "data")
         with runtime.database.transaction() as session:
             _, secret = runtime.api_keys.create(session, scope=Scope.admin, name="bench")
-        server = LiveServer(create_app(runtime, run_worker=False)).start()
+        server = LiveServer(create_app(runtime, run_worker=False))
+        memory.tune_for_batches()  # as `postillon serve` does once the app is made
+        server.start()
         try:
             with httpx.Client(
                 base_url=server.url, headers={"Authorization": f"Bearer {secret}"}, timeout=300

@@ -52,6 +52,7 @@ from bench.common import (
 from bench.email_sink import SinkProcess
 from postillon.channels.email.provider import EmailProvider, OutgoingEmail, SendOutcome
 from postillon.channels.email.smtp import SmtpProvider
+from postillon.kit import memory
 from postillon.kit.repository import insert_rows
 from postillon.messages.sending import send_round, smtp_options
 from postillon.messages.service import MessageRequest
@@ -381,6 +382,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 if template_id is None:
                     template_id, contacts = seed(runtime, args.messages)
+                memory.tune_for_batches()  # as `postillon worker` does once it is set up
                 before = sink.count()
                 real = run_real_path(runtime, template_id, contacts, f"run{number}")
                 arrived = sink.wait_for(before + real.sent) - before

@@ -72,6 +72,7 @@ from bench.common import (
 )
 from bench.event_messages import BATCH_SIZE, make_audience, prepare_pass
 from postillon.auth.service import Scope
+from postillon.kit import memory
 from postillon.kit.db import Database
 from postillon.models import Contact, Event, Visitor
 from postillon.models.base import Base
@@ -330,6 +331,7 @@ def run_passes(
         _, secret = runtime.api_keys.create(session, scope=Scope.write, name="bench")
     results: dict[str, PassResult] = {}
     server = LiveServer(create_app(runtime, run_worker=False))  # sets up uvicorn's logging
+    memory.tune_for_batches()  # as `postillon serve` does once the app is made
     with ServerLog() as log, profile or contextlib.nullcontext():
         server.start()
         try:

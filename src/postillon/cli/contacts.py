@@ -13,6 +13,7 @@ from rich.table import Table
 from postillon.cli.common import cli_runtime, console, err_console
 from postillon.contacts.fields import ConsentStatus
 from postillon.imports.service import ImportOptions, ImportReport, RowProblem
+from postillon.kit import memory
 
 app = typer.Typer(help="Contacts.", no_args_is_help=True)
 SHOWN_PROBLEMS = 20
@@ -80,6 +81,7 @@ def import_csv(
             ) as progress,
         ):
             task = progress.add_task(f"importing {file.name}", total=size, rows=0)
+            memory.tune_for_batches()
             result = runtime.imports.run(
                 runtime.database,
                 stream,
