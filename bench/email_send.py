@@ -30,6 +30,7 @@ import tempfile
 import time
 import uuid
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,11 +51,10 @@ from bench.common import (
     verdict,
 )
 from bench.email_sink import SinkProcess
-from postillon.channels.email.provider import EmailProvider, OutgoingEmail, SendOutcome
-from postillon.channels.email.smtp import SmtpProvider
+from postillon.channels.email.provider import OutgoingEmail, SendOutcome
 from postillon.kit import memory
 from postillon.kit.repository import insert_rows
-from postillon.messages.sending import send_round, smtp_options
+from postillon.messages.sending import send_round
 from postillon.messages.service import MessageRequest
 from postillon.models import Contact, ContactConsent
 from postillon.runtime import Runtime
@@ -129,22 +129,18 @@ class PathResult:
     captured: list[OutgoingEmail]
 
 
-class _CapturingProvider:
-    """The real SMTP provider, keeping what it sent for the baseline to send again."""
+def capture_sent(runtime: Runtime, captured: list[OutgoingEmail]) -> None:
+    """Keep every message the send path hands to its provider (signed, as it goes out),
+    for the baseline to send again: whether SMTP is spoken on a thread or in a process of
+    its own, the bytes pass through `SendingService.submit`."""
+    sending = runtime.sending
+    submit = sending.submit
 
-    def __init__(self, inner: SmtpProvider, captured: list[OutgoingEmail]) -> None:
-        self.inner = inner
-        self.captured = captured
+    def capturing(emails: Sequence[OutgoingEmail]) -> Future[dict[uuid.UUID, SendOutcome]]:
+        captured.extend(emails)
+        return submit(emails)
 
-    async def open(self) -> None:
-        await self.inner.open()
-
-    async def send(self, emails: Sequence[OutgoingEmail]) -> dict[uuid.UUID, SendOutcome]:
-        self.captured.extend(emails)
-        return await self.inner.send(emails)
-
-    async def close(self) -> None:
-        await self.inner.close()
+    sending.submit = capturing  # type: ignore[method-assign]
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
@@ -240,12 +236,7 @@ def run_real_path(
     runtime: Runtime, template_id: uuid.UUID, contacts: list[uuid.UUID], run: str
 ) -> PathResult:
     captured: list[OutgoingEmail] = []
-    settings = runtime.settings
-
-    def capturing() -> EmailProvider:
-        return _CapturingProvider(SmtpProvider(smtp_options(settings)), captured)
-
-    runtime.sending._provider_factory = capturing
+    capture_sent(runtime, captured)
     started = time.perf_counter()
     enqueue(runtime, template_id, contacts, run)
     enqueue_seconds = time.perf_counter() - started

@@ -8,7 +8,7 @@ persistent SMTP connections into an aiosmtpd sink in a separate process. The bas
 the same run, is bare aiosmtplib sending the very bytes the send path sent, over the same
 number of connections to the same sink.
 
-    ./dev bench journey_run [--contacts N] [--batch N] [--connections N]
+    ./dev bench journey_run [--contacts N] [--batch N] [--connections N] [--smtp-process]
                             [--database-url URL|auto-postgres]
 
 Figures: entries/s; each engine pass: all steps/s over the whole pass, and non-send
@@ -47,17 +47,16 @@ from bench.common import (
     ratio_verdict,
     verdict,
 )
-from bench.email_send import _CapturingProvider, run_bare
+from bench.email_send import capture_sent, run_bare
 from bench.email_sink import SinkProcess
 from postillon.automations import model as am
 from postillon.automations.journeys import steps
 from postillon.automations.journeys.engine import Entrant
-from postillon.channels.email.provider import EmailProvider, OutgoingEmail
-from postillon.channels.email.smtp import SmtpProvider
+from postillon.channels.email.provider import OutgoingEmail
 from postillon.clock import VirtualClock
 from postillon.kit import memory
 from postillon.kit.repository import insert_rows
-from postillon.messages.sending import send_round, smtp_options
+from postillon.messages.sending import send_round
 from postillon.models import Contact, ContactConsent, ContactTag, Message
 from postillon.runtime import Runtime
 from postillon.settings import Settings
@@ -171,6 +170,11 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--contacts", type=int, default=100_000)
     parser.add_argument("--batch", type=int, default=1000, help="runs claimed per batch")
     parser.add_argument("--connections", type=int, default=4, help="SMTP connections")
+    parser.add_argument(
+        "--smtp-process",
+        action="store_true",
+        help="speak SMTP from a child process (POSTILLON_SMTP_PROCESS)",
+    )
     add_database_option(parser)
     args = parser.parse_args(argv)
     if args.contacts < 1 or args.batch < 1 or args.connections < 1:
@@ -266,7 +270,9 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print_heading(
             f"journey run: {args.contacts:,} contacts through a 5-step journey, batches of "
-            f"{args.batch}, {args.connections} SMTP connections, on {databases.backend}"
+            f"{args.batch}, {args.connections} SMTP connections "
+            f"({'in a process of their own' if args.smtp_process else 'on a thread'}), "
+            f"on {databases.backend}"
         )
         settings = Settings(
             database_url=databases.fresh("journey"),
@@ -279,15 +285,12 @@ def main(argv: list[str] | None = None) -> int:
             smtp_port=sink.port,
             smtp_connections=args.connections,
             smtp_rate_per_second=1_000_000.0,
+            smtp_process=args.smtp_process,
         )
         clock = VirtualClock(datetime(2026, 3, 2, 9, 0, tzinfo=UTC))
         runtime = Runtime.build(settings, clock=clock)
         captured: list[OutgoingEmail] = []
-
-        def capturing() -> EmailProvider:
-            return _CapturingProvider(SmtpProvider(smtp_options(settings)), captured)
-
-        runtime.sending._provider_factory = capturing
+        capture_sent(runtime, captured)
         try:
             contacts = seed(runtime, args.contacts)
             memory.tune_for_batches()  # as `postillon worker` does once it is set up

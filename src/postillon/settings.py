@@ -77,6 +77,10 @@ class Settings(BaseSettings):
     # handed to it (the relay's or the ISP's limit).
     smtp_connections: int = Field(default=4, ge=1, le=64)
     smtp_rate_per_second: float = Field(default=100.0, gt=0)
+    # Speak SMTP from a child process, so a worker prepares the next messages on another
+    # core while the last ones are sent (`channels/email/process.py`): for dedicated
+    # workers on machines with cores to spare. Off: the connections live on a thread.
+    smtp_process: bool = False
     # DKIM: messages are signed when a domain, a selector and a private key file are set.
     dkim_domain: str | None = None
     dkim_selector: str | None = None

@@ -15,7 +15,8 @@ A round runs in three transactions with the hand-over between the last two:
 3. record — after the provider answered for every message (`outcomes`).
 
 The provider's connections live in one event loop on a thread owned by the service, so
-they stay open from round to round whichever worker thread runs the task.
+they stay open from round to round whichever worker thread runs the task; with
+`smtp_process`, in a child process (`channels.email.process`).
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from typing import TYPE_CHECKING, Protocol
 from sqlalchemy.orm import Session
 
 from postillon.channels.email.dkim import DkimSigner
+from postillon.channels.email.process import ProviderProcess
 from postillon.channels.email.provider import EmailProvider, OutgoingEmail, SendOutcome
 from postillon.channels.email.smtp import SmtpOptions, SmtpProvider
 from postillon.channels.email.throttle import SendThrottle
@@ -132,8 +134,9 @@ class SendingService:
             ),
             signer=dkim_signer(settings),
         )
-        self._provider_factory = provider_factory or (lambda: SmtpProvider(smtp_options(settings)))
-        self._provider_loop: _ProviderLoop | None = None
+        # None: SMTP as the settings say (on a thread, or in a process of its own).
+        self._provider_factory = provider_factory
+        self._provider_loop: _ProviderLoop | ProviderProcess | None = None
         self._lock = threading.Lock()
         # DKIM signatures (about 2 ms of RSA each, without the GIL) are made on a thread
         # of their own while the next slice is rendered and composed.
@@ -238,9 +241,16 @@ class SendingService:
             return done
         with self._lock:
             if self._provider_loop is None:
-                self._provider_loop = _ProviderLoop(self._provider_factory())
+                self._provider_loop = self._start_provider()
             provider_loop = self._provider_loop
         return provider_loop.submit(emails)
+
+    def _start_provider(self) -> _ProviderLoop | ProviderProcess:
+        if self._provider_factory is not None:
+            return _ProviderLoop(self._provider_factory())
+        if self.settings.smtp_process:
+            return ProviderProcess(smtp_options(self.settings))
+        return _ProviderLoop(SmtpProvider(smtp_options(self.settings)))
 
     def record(
         self, session: Session, batch: PreparedBatch, outcomes: Mapping[uuid.UUID, SendOutcome]
@@ -256,7 +266,7 @@ class SendingService:
         )
 
     def close(self) -> None:
-        """Close the provider's connections and stop its loop thread."""
+        """Close the provider's connections and stop its loop thread (or process)."""
         with self._lock:
             provider_loop, self._provider_loop = self._provider_loop, None
             signing, self._signing = self._signing, None
