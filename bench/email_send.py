@@ -15,7 +15,7 @@ baseline, in the same run, is bare aiosmtplib sending the very bytes the real pa
 done twice: without DKIM, then with a 2048-bit RSA key.
 
     ./dev bench email_send [--messages N] [--connections N] [--batch N] [--no-dkim]
-                           [--sizes N] [--database-url URL|auto-postgres]
+                           [--smtp-process] [--sizes N] [--database-url URL|auto-postgres]
 
 Before the runs, a table of bare aiosmtplib's rate by message size (2 to 30 KB) against
 the same sink shows how much of the ceiling is the size of the message.
@@ -152,6 +152,12 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch", type=int, default=500, help="messages claimed per round")
     parser.add_argument("--no-dkim", action="store_true", help="skip the run with DKIM")
     parser.add_argument(
+        "--smtp-process",
+        action="store_true",
+        help="speak SMTP from a child process (POSTILLON_SMTP_PROCESS); the CPU per message "
+        "then counts the worker only",
+    )
+    parser.add_argument(
         "--sizes",
         type=int,
         default=4000,
@@ -178,6 +184,7 @@ def _settings(url: str, data_dir: Path, args: argparse.Namespace, sink_port: int
         smtp_connections=args.connections,
         smtp_rate_per_second=1_000_000.0,
         send_batch_size=args.batch,
+        smtp_process=args.smtp_process,
     )
 
 
@@ -345,7 +352,8 @@ def main(argv: list[str] | None = None) -> int:
     ):
         print_heading(
             f"email send: {args.messages:,} MJML newsletters over {args.connections} SMTP "
-            f"connections, batches of {args.batch}, on {databases.backend}"
+            f"connections ({'in a process of their own' if args.smtp_process else 'on a thread'})"
+            f", batches of {args.batch}, on {databases.backend}"
         )
         if args.sizes:
             bare_by_size(sink, args.connections, args.sizes)
