@@ -18,6 +18,7 @@ from postillon.web.app import create_app
 from tests.support.databases import PostgresDatabases, SqliteDatabases
 from tests.support.postgres import private_server
 from tests.support.server import LiveServer
+from tests.support.smtp import SmtpSink
 
 BACKENDS = ("sqlite", "postgresql")
 TEST_SECRET = "test-secret-key-for-postillon-tests"
@@ -132,3 +133,11 @@ def api(server_url: str, admin_key: str) -> Iterator[httpx.Client]:
 def anonymous(server_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=server_url, timeout=30) as client:
         yield client
+
+
+@pytest.fixture
+def sink() -> Iterator[SmtpSink]:
+    """A real SMTP server on loopback that keeps what it receives."""
+    server = SmtpSink().start()
+    yield server
+    server.stop()

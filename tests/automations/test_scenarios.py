@@ -5,7 +5,6 @@ ran, which the mail carries as its Date)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
@@ -20,13 +19,6 @@ from postillon.settings import Settings
 from postillon.vouchers.schemas import VoucherPoolIn
 from tests.automations.scenario_support import Scenario, mails_to, received
 from tests.support.smtp import SmtpSink
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import signal
 import subprocess
 import time
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -24,13 +24,6 @@ from tests.support.cli import POSTILLON, base_env
 from tests.support.smtp import SmtpSink
 
 RECIPIENTS = 400
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def _worker_env(settings: Settings, sink: SmtpSink, tmp_path: Path) -> dict[str, str]:

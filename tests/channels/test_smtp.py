@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-
-import pytest
 
 from postillon.channels.email.provider import (
     AmbiguousFailure,
@@ -19,13 +17,6 @@ from postillon.channels.email.provider import (
 )
 from postillon.channels.email.smtp import SmtpOptions, SmtpProvider
 from tests.support.smtp import SmtpSink, free_port, self_signed_certificate
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 def _email(to: str, text: str = "hello") -> OutgoingEmail:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import timedelta
 
 import httpx
@@ -15,13 +14,6 @@ from postillon.templates.schemas import TemplateIn
 from tests.messages.sending_support import SIMPLE_HTML, subscribe
 from tests.support.smtp import SmtpSink
 from tests.templates.support import add_contact
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import email
 import email.policy
-from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -24,13 +23,6 @@ from tests.support.dkim_keys import dkim_key_file, dns_answering
 from tests.support.smtp import SmtpSink
 from tests.templates.support import add_contact, queue_messages
 from tests.tracking.support import run_worker_round
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ from __future__ import annotations
 import multiprocessing
 import os
 import signal
-from collections.abc import Iterator
 
 import pytest
 
@@ -17,13 +16,6 @@ from postillon.templates.schemas import TemplateIn
 from tests.messages.sending_support import SIMPLE_HTML, messages, subscribe
 from tests.support.smtp import SmtpSink
 from tests.templates.support import add_contact, queue_messages
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture

@@ -10,7 +10,6 @@ from __future__ import annotations
 import email
 import email.policy
 import uuid
-from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
 
@@ -43,13 +42,6 @@ steps:
   - {id: second, send: {template: cart-reminder-2, context: {discount: 10}}}
   - {id: done, exit: {}}
 """
-
-
-@pytest.fixture
-def sink() -> Iterator[SmtpSink]:
-    server = SmtpSink().start()
-    yield server
-    server.stop()
 
 
 @pytest.fixture
