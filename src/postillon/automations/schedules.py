@@ -31,7 +31,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -165,14 +165,7 @@ def date_entrants(
     for days in due_days.values():
         for day in days:
             month_days |= occurrences.month_days(trigger, day)
-    names = {name for zone in due_days for name in groups[zone]}
-    rows = repository.dated_contacts(
-        session,
-        trigger.attribute,
-        month_days=month_days,
-        zones={name for name in names if name is not None},
-        without_zone=None in names,
-    )
+    rows = _dated_contacts(session, trigger, groups, due_days, month_days)
     default = _journey_zone(journey)
     entrants: list[Entrant] = []
     for contact_id, zone_name, stored_text in rows:
@@ -183,6 +176,25 @@ def date_entrants(
             if occurrences.enters_on(trigger, stored, day):
                 entrants.append(Entrant(contact_id, f"date:{day.isoformat()}", DATE))
     return Due(entrants, next_moment)
+
+
+def _dated_contacts(
+    session: Session,
+    trigger: am.DateTrigger,
+    groups: dict[ZoneInfo, set[str | None]],
+    zones: Collection[ZoneInfo],
+    month_days: set[str],
+) -> list[tuple[uuid.UUID, str | None, str]]:
+    """(contact, zone name, stored date) of the contacts living in `zones` whose date
+    falls on one of `month_days`."""
+    names = {name for zone in zones for name in groups[zone]}
+    return repository.dated_contacts(
+        session,
+        trigger.attribute,
+        month_days=month_days,
+        zones={name for name in names if name is not None},
+        without_zone=None in names,
+    )
 
 
 def next_date_moment(
@@ -210,14 +222,7 @@ def next_date_moment(
             if moment in window:
                 days.setdefault(zone, []).append((day, moment))
                 month_days |= occurrences.month_days(trigger, day)
-    names = {name for zone in days for name in groups[zone]}
-    rows = repository.dated_contacts(
-        session,
-        trigger.attribute,
-        month_days=month_days,
-        zones={name for name in names if name is not None},
-        without_zone=None in names,
-    )
+    rows = _dated_contacts(session, trigger, groups, days, month_days)
     default = _journey_zone(journey)
     first: datetime | None = None
     for _contact_id, zone_name, stored_text in rows:
