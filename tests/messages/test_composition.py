@@ -174,6 +174,25 @@ def test_rendered_text_cannot_add_header_lines(links: LinkSigner) -> None:
     assert parsed["Subject"] == "Hi Bcc: everyone@example.com"
 
 
+@pytest.mark.parametrize(
+    "subject",
+    [
+        "Grüße",
+        "Ünïcødé and a long " + "x" * 200,
+        "🎉 Summer sale: 30 % off everything, 🌞 today only, for Zoë and Łukasz " * 3,
+        "日本語の件名" * 20,
+    ],
+)
+def test_subjects_outside_ascii_fold_into_encoded_words(links: LinkSigner, subject: str) -> None:
+    data = _composer(links).compose(_envelope(), _content(subject), NOW).data
+    head = data.split(b"\r\n\r\n", 1)[0]
+    assert b"\n" not in data.replace(b"\r\n", b"")  # no bare line feed, folded or not
+    subject_lines = re.search(rb"^Subject: .*?(?=\r\n\S)", head, re.S | re.M)
+    assert subject_lines is not None
+    assert all(len(line) <= 78 for line in subject_lines.group(0).split(b"\r\n"))
+    assert _parse(data)["Subject"] == subject.strip()  # as every subject is trimmed
+
+
 @pytest.mark.parametrize("subject", ["Plain ASCII subject", "Ünïcødé and a long " + "x" * 200])
 def test_dkim_signature_verifies(links: LinkSigner, tmp_path: Path, subject: str) -> None:
     key_file, record = dkim_key_file(tmp_path)

@@ -10,6 +10,7 @@ from datetime import datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, one_of
 from postillon.models import (
     AutomationHistory,
@@ -47,7 +48,7 @@ def last_fired(
     """When the rule last fired for each of these contacts (those it never fired for are
     left out)."""
     found: dict[uuid.UUID, datetime] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = (
             select(AutomationHistory.contact_id, func.max(AutomationHistory.at))
             .where(
@@ -63,7 +64,7 @@ def last_fired(
 
 def existing_contacts(session: Session, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     found: set[uuid.UUID] = set()
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         found.update(session.scalars(select(Contact.id).where(one_of(session, Contact.id, part))))
     return found
 

@@ -11,10 +11,12 @@ from typing import Any
 from sqlalchemy import delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import (
     chunked,
     insert_rows,
     one_of,
+    row_dicts,
     update_rows,
 )
 from postillon.models import (
@@ -36,19 +38,19 @@ def rows_by_column(session: Session, column: str, values: Collection[str]) -> li
     """Contacts whose `email` or `external_id` is one of `values`, as plain rows."""
     found: list[dict[str, Any]] = []
     col = contacts_table.c[column]
-    for part in chunked(sorted(values)):
+    for part in chunked(list(values)):
         result = session.execute(select(contacts_table).where(one_of(session, col, part)))
-        found.extend(dict(row._mapping) for row in result)
+        found.extend(row_dicts(result))
     return found
 
 
 def rows_by_ids(session: Session, ids: Collection[uuid.UUID]) -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
-    for part in chunked(sorted(ids)):
+    for part in chunked(list(ids)):
         result = session.execute(
             select(contacts_table).where(one_of(session, contacts_table.c.id, part))
         )
-        found.extend(dict(row._mapping) for row in result)
+        found.extend(row_dicts(result))
     return found
 
 
@@ -58,7 +60,7 @@ def get(session: Session, contact_id: uuid.UUID) -> Contact | None:
 
 def tags_of(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, set[str]]:
     tags: dict[uuid.UUID, set[str]] = defaultdict(set)
-    for part in chunked(sorted(ids)):
+    for part in chunked(list(ids)):
         rows = session.execute(
             select(ContactTag.contact_id, ContactTag.tag).where(
                 one_of(session, ContactTag.contact_id, part)
@@ -73,14 +75,29 @@ def consents_of(
     session: Session, ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, dict[str, dict[str, Any]]]:
     consents: dict[uuid.UUID, dict[str, dict[str, Any]]] = defaultdict(dict)
-    for part in chunked(sorted(ids)):
+    for part in chunked(list(ids)):
         rows = session.execute(
             select(ContactConsent.__table__).where(one_of(session, ContactConsent.contact_id, part))
         )
-        for row in rows:
-            mapping = dict(row._mapping)
+        for mapping in row_dicts(rows):
             consents[mapping["contact_id"]][mapping["channel"]] = mapping
     return consents
+
+
+def consent_statuses(
+    session: Session, ids: Collection[uuid.UUID]
+) -> dict[uuid.UUID, dict[str, str]]:
+    """Each contact's consent status by channel (what filters and templates read)."""
+    statuses: dict[uuid.UUID, dict[str, str]] = defaultdict(dict)
+    for part in chunked(list(ids)):
+        rows = session.execute(
+            select(ContactConsent.contact_id, ContactConsent.channel, ContactConsent.status).where(
+                one_of(session, ContactConsent.contact_id, part)
+            )
+        )
+        for contact_id, channel, status in rows:
+            statuses[contact_id][channel] = status
+    return statuses
 
 
 def insert_contacts(session: Session, rows: Sequence[dict[str, Any]]) -> None:
@@ -102,7 +119,7 @@ def delete_tags(session: Session, pairs: Collection[tuple[uuid.UUID, str]]) -> N
     for contact_id, tag in pairs:
         by_tag[tag].append(contact_id)
     for tag, ids in by_tag.items():
-        for part in chunked(sorted(ids)):
+        for part in chunked(sorted_ids(ids)):
             session.execute(
                 delete(ContactTag).where(
                     ContactTag.tag == tag, one_of(session, ContactTag.contact_id, part)
@@ -189,7 +206,7 @@ def list_page(
         )
     if after_id is not None:
         query = query.where(contacts_table.c.id > after_id)
-    return [dict(row._mapping) for row in session.execute(query)]
+    return row_dicts(session.execute(query))
 
 
 def _like_prefix(text: str) -> str:
@@ -253,7 +270,7 @@ def activity_of(
     session: Session, ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, tuple[datetime | None, dict[str, Any] | None]]:
     found: dict[uuid.UUID, tuple[datetime | None, dict[str, Any] | None]] = {}
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         query = select(Contact.id, Contact.last_seen_at, Contact.last_seen).where(
             one_of(session, Contact.id, part)
         )
@@ -263,7 +280,7 @@ def activity_of(
 
 def mark_monitored(session: Session, ids: Collection[uuid.UUID], now: datetime) -> None:
     """Contacts whose browsing is now attributed to them; the first time counts."""
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         session.execute(
             update(Contact)
             .where(one_of(session, Contact.id, part), Contact.state != "monitored")

@@ -26,7 +26,7 @@ from postillon.contacts.changes import ContactChanges
 from postillon.contacts.fields import AttributeType, FieldError
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound, PostillonError
 from postillon.events.service import InternalEvent, record_internal
-from postillon.kit.ids import new_id
+from postillon.kit.ids import ordered_id_supply
 from postillon.lifecycle.history import (
     StageMove,
     pipeline_positions,
@@ -117,6 +117,7 @@ def apply_changes(
     by_email = {t.row["email"]: t for t in targets.values() if t.row["email"]}
     by_external = {t.row["external_id"]: t for t in targets.values() if t.row["external_id"]}
     consent_events: list[InternalEvent] = []
+    fresh_ids = ordered_id_supply()
 
     for index, item in enumerate(items):
         outcome = outcomes[index]
@@ -129,7 +130,7 @@ def apply_changes(
             continue
         created = target is None
         if target is None:
-            target = _new_target(context.now)
+            target = _new_target(next(fresh_ids), context.now)
         before = None if created else target.snapshot()
         error = _claim_keys(item, target, by_email, by_external)
         if error is not None:
@@ -404,10 +405,13 @@ def _conflict(item: ContactChanges, name: str, message: str) -> Conflict:
     return Conflict(f"{location}: {message}", [FieldProblem(location, message)])
 
 
-def _new_target(now: datetime) -> _Target:
-    row: dict[str, Any] = {name: None for name in contacts_repository.CONTACT_COLUMNS}
+_EMPTY_ROW: dict[str, Any] = dict.fromkeys(contacts_repository.CONTACT_COLUMNS)
+
+
+def _new_target(contact_id: uuid.UUID, now: datetime) -> _Target:
+    row = _EMPTY_ROW.copy()
     row.update(
-        id=new_id(), attributes={}, score=0, state="identified", created_at=now, updated_at=now
+        id=contact_id, attributes={}, score=0, state="identified", created_at=now, updated_at=now
     )
     return _Target(row=row, tags=set(), consents={}, stored=False)
 

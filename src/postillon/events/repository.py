@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, copy_rows, insert_rows, one_of, update_rows
 from postillon.models import Event, EventQueueItem
 
@@ -52,7 +53,7 @@ def contacts_with_event(
 ) -> set[uuid.UUID]:
     """Which of these contacts have an event of this name on their timeline."""
     found: set[uuid.UUID] = set()
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = select(Event.contact_id).where(
             one_of(session, Event.contact_id, part), Event.name == name
         )
@@ -66,7 +67,7 @@ def latest_of_contacts(
     """Each contact's `per_contact` most recent events, newest first, in one query per
     chunk of contacts (a window over the timeline index)."""
     found: dict[uuid.UUID, list[Event]] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         ranked = (
             select(
                 Event.id,

@@ -67,8 +67,8 @@ def load_facts(
     ids = list(facts)
     for contact_id, tags in contacts_repository.tags_of(session, ids).items():
         facts[contact_id].tags = tags
-    for contact_id, consents in contacts_repository.consents_of(session, ids).items():
-        facts[contact_id].consents = {channel: c["status"] for channel, c in consents.items()}
+    for contact_id, statuses in contacts_repository.consent_statuses(session, ids).items():
+        facts[contact_id].consents = statuses
     for one in facts.values():
         one.scores["main"] = one.contact["score"]
     for contact_id, key, score in repository.model_scores(session, ids):

@@ -26,6 +26,7 @@ from postillon.filters.sql import (
     is_listed,
     listed_conditions,
 )
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked
 
 _KEPT = 256
@@ -49,7 +50,7 @@ def matching(
     size = 1000
     if dialect == "sqlite":
         size = max(1, min(size, _SQLITE_PARAMETERS // len(nodes)))
-    for chunk in chunked(sorted(contact_ids), size):
+    for chunk in chunked(sorted_ids(contact_ids), size):
         rows = session.execute(query.statement, query.parameters(catalog.now, chunk))
         for position, contact_id in rows:
             found[position].add(contact_id)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, one_of
+from postillon.kit.repository import chunked, one_of, row_dicts
 from postillon.models import (
     ContactScore,
     ContactTrait,
@@ -60,8 +60,9 @@ def current_segments(session: Session, ids: Sequence[uuid.UUID]) -> Iterator[tup
 def traits_of(session: Session, ids: Sequence[uuid.UUID]) -> Iterator[dict[str, Any]]:
     table = ContactTrait.__table__
     for part in chunked(ids):
-        for row in session.execute(select(table).where(one_of(session, table.c.contact_id, part))):
-            yield dict(row._mapping)
+        yield from row_dicts(
+            session.execute(select(table).where(one_of(session, table.c.contact_id, part)))
+        )
 
 
 def events_named(

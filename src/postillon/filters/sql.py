@@ -43,6 +43,7 @@ from postillon.filters.json_path import JsonPath
 from postillon.filters.model import Kind, Op
 from postillon.filters.sql_values import Catalog as Catalog
 from postillon.filters.sql_values import Condition, ValueTests
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import table_of
 from postillon.kit.types import UTCDateTime
 from postillon.models import (
@@ -80,7 +81,7 @@ def select_members(
             return direct
     query = select(contacts.c.id).where(compiler.condition(node))
     if contact_ids is not None:
-        query = query.where(contacts.c.id.in_(sorted(contact_ids)))
+        query = query.where(contacts.c.id.in_(sorted_ids(contact_ids)))
     return query
 
 
@@ -94,7 +95,7 @@ class ListedQuery:
 
     def parameters(self, now: datetime, contact_ids: Collection[uuid.UUID]) -> dict[str, Any]:
         found = {name: value_at(now) for name, value_at in self.timed.items()}
-        found[LISTED] = sorted(contact_ids)
+        found[LISTED] = sorted_ids(contact_ids)
         return found
 
 

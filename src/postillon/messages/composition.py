@@ -15,7 +15,6 @@ import re
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
-from email.header import Header
 from email.utils import format_datetime, formataddr, parseaddr
 from functools import lru_cache
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -259,9 +258,8 @@ def _with_pixel(html_part: str, pixel_url: str) -> str:
     return html_part[:at] + pixel + html_part[at:]
 
 
-# A line longer than SMTP allows (998 octets without the line end). Anchored at line
-# starts: unanchored, the search would try every position of every long line.
-_LONG_LINE = re.compile(r"^[^\n]{999}", re.MULTILINE)
+# The longest line SMTP allows: 998 octets without the line end.
+_MAX_LINE = 998
 
 
 # Where a character reference is not read as the character: raw text and comments.
@@ -288,10 +286,16 @@ def _encoded_part(text: str) -> tuple[bytes, bytes]:
     would add a third to HTML (every `=` of an attribute becomes `=3D`, and a soft break
     every 76 characters). Anything else is quoted-printable."""
     normalised = text.replace("\r\n", "\n").replace("\r", "\n")
-    if normalised.isascii() and "\x00" not in normalised and not _LONG_LINE.search(normalised):
+    if normalised.isascii() and "\x00" not in normalised and not _has_long_line(normalised):
         body = normalised.replace("\n", "\r\n").encode("ascii")
         return b"Content-Transfer-Encoding: 7bit\r\n\r\n", body
     return b"Content-Transfer-Encoding: quoted-printable\r\n\r\n", _quoted_printable(normalised)
+
+
+def _has_long_line(text: str) -> bool:
+    """Whether a line of (ASCII) `text` is longer than SMTP allows. Splitting is one C
+    pass; a regular expression anchored at line starts still tries every position."""
+    return len(text) > _MAX_LINE and max(map(len, text.split("\n"))) > _MAX_LINE
 
 
 def _quoted_printable(text: str) -> bytes:
@@ -308,7 +312,28 @@ def _subject_header(subject: str) -> bytes:
     subject = _header_text(subject)
     if subject.isascii() and len(subject) < 900:
         return subject.encode("ascii")
-    return Header(subject, "utf-8", header_name="Subject").encode().encode("ascii")
+    return _encoded_words(subject)
+
+
+# UTF-8 bytes per RFC 2047 encoded-word: 39 make 52 characters of base64, a word of 64,
+# so that "Subject: " and the first word keep to the 78 characters a line should.
+_WORD_BYTES = 39
+
+
+def _encoded_words(text: str) -> bytes:
+    """`text` as base64 encoded-words of UTF-8, one per folded line (CRLF and a space):
+    never a character split between two words, and the space between words is not part
+    of the text (RFC 2047 section 6.2), so it reads back exactly."""
+    data = text.encode("utf-8")
+    words = []
+    start = 0
+    while start < len(data):
+        end = min(start + _WORD_BYTES, len(data))
+        while end < len(data) and data[end] & 0xC0 == 0x80:  # inside a character
+            end -= 1
+        words.append(b"=?utf-8?b?" + binascii.b2a_base64(data[start:end], newline=False) + b"?=")
+        start = end
+    return b"\r\n ".join(words)
 
 
 _PLAIN_ADDRESS = re.compile(r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9.-]+")

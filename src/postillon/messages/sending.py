@@ -50,10 +50,10 @@ from postillon.messages.composition import (
 )
 from postillon.messages.links import LinkSigner
 from postillon.messages.outcomes import Attempt, OutcomeCounts, record_not_sent, record_outcomes
-from postillon.models import Message
+from postillon.messages.repository import ClaimedMessage
 from postillon.settings import Settings
 from postillon.subscriptions.service import SubscriptionService, Undeliverable
-from postillon.templates.rendering import RenderedEmail, RenderFailure
+from postillon.templates.rendering import MessageToRender, RenderedEmail, RenderFailure
 
 if TYPE_CHECKING:
     from postillon.runtime import Runtime
@@ -72,7 +72,7 @@ _REFUSALS = {
 
 class MessageRenderer(Protocol):
     def render_messages(
-        self, session: Session, messages: Sequence[Message]
+        self, session: Session, messages: Sequence[MessageToRender]
     ) -> Mapping[uuid.UUID, RenderedEmail | RenderFailure]:
         """Each message's content, rendered for its contact and context."""
         ...
@@ -161,7 +161,7 @@ class SendingService:
 
     def prepare(self, session: Session, ids: Sequence[uuid.UUID], now: datetime) -> PreparedBatch:
         """Check, render and compose claimed messages; record the ones that end here."""
-        messages = repository.messages_by_id(session, ids)
+        messages = repository.claimed_messages(session, ids)
         refused = {
             message_id: _REFUSALS[why]
             for message_id, why in self.subscriptions.undeliverable(session, messages).items()
@@ -366,7 +366,7 @@ def dkim_signer(settings: Settings) -> DkimSigner | None:
     )
 
 
-def _campaign(message: Message, template_key: str) -> str:
+def _campaign(message: ClaimedMessage, template_key: str) -> str:
     # A broadcast may name its campaign in the context; otherwise the template's key.
     named = message.context.get("utm_campaign") if message.context else None
     return named if isinstance(named, str) and named else template_key

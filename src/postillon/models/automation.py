@@ -8,10 +8,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import BigInteger, ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postillon.kit.types import JSONDocument, UTCDateTime
+from postillon.kit.types import JSONDocument, UTCDateTime, Uuid
 from postillon.models.base import Base
 
 # The running states of a journey run (`automations.journeys.runs.RUNNING`) as SQL with

@@ -3,10 +3,10 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Uuid
+from sqlalchemy import ForeignKey, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postillon.kit.types import UTCDateTime
+from postillon.kit.types import UTCDateTime, Uuid
 from postillon.models.base import Base
 
 

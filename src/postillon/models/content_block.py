@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Integer, String, Uuid
+from sqlalchemy import Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postillon.kit.types import JSONDocument, UTCDateTime
+from postillon.kit.types import JSONDocument, UTCDateTime, Uuid
 from postillon.models.base import Base
 
 

@@ -4,10 +4,10 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, Integer, String, Text, Uuid, text
+from sqlalchemy import ForeignKey, Index, Integer, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from postillon.kit.types import BigIntId, JSONDocument, UTCDateTime
+from postillon.kit.types import BigIntId, JSONDocument, UTCDateTime, Uuid
 from postillon.models.base import Base
 
 

@@ -11,6 +11,7 @@ from sqlalchemy import and_, bindparam, case, delete, func, select, text, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, insert_rows, one_of, table_of
 from postillon.models import Contact, ContactScore, ScoreChange, ScoreModel, ScoringRule
 
@@ -43,7 +44,7 @@ def model_by_key(session: Session, key: str) -> ScoreModel | None:
 def models_by_id(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, ScoreModel]:
     if not ids:
         return {}
-    query = select(ScoreModel).where(ScoreModel.id.in_(sorted(ids)))
+    query = select(ScoreModel).where(ScoreModel.id.in_(sorted_ids(ids)))
     return {model.id: model for model in session.scalars(query)}
 
 
@@ -106,7 +107,7 @@ def delete_rule(session: Session, rule_id: uuid.UUID) -> None:
 
 def existing_contacts(session: Session, ids: Collection[uuid.UUID]) -> set[uuid.UUID]:
     found: set[uuid.UUID] = set()
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         found.update(session.scalars(select(Contact.id).where(one_of(session, Contact.id, part))))
     return found
 
@@ -162,7 +163,7 @@ def add_to_model_scores(
 
 def main_scores(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, int]:
     found: dict[uuid.UUID, int] = {}
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         query = select(Contact.id, Contact.score).where(one_of(session, Contact.id, part))
         found.update({cid: int(score) for cid, score in session.execute(query)})
     return found
@@ -175,7 +176,7 @@ def model_scores(
     found: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     if not model_ids:
         return found
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         query = select(ContactScore.model_id, ContactScore.contact_id, ContactScore.score).where(
             ContactScore.model_id.in_(sorted(model_ids)),
             one_of(session, ContactScore.contact_id, part),
@@ -204,7 +205,7 @@ def rule_pairs_with_history(
     found: set[tuple[uuid.UUID, uuid.UUID]] = set()
     if not rule_ids:
         return found
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = (
             select(ScoreChange.rule_id, ScoreChange.contact_id)
             .where(
@@ -228,7 +229,7 @@ def points_given_since(
     found: dict[tuple[uuid.UUID, uuid.UUID], int] = {}
     if not rule_ids:
         return found
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = (
             select(
                 ScoreChange.rule_id, ScoreChange.contact_id, func.sum(func.abs(ScoreChange.delta))

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from postillon.clock import Clock
 from postillon.errors import Conflict, FieldProblem, InvalidInput, NotFound
 from postillon.filters import parse_property_filter
-from postillon.kit.ids import new_id
+from postillon.kit.ids import new_id, sorted_ids
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
 from postillon.models import ScoreModel, ScoringRule
 from postillon.scoring import repository
@@ -233,7 +233,7 @@ class ScoringService:
         when = now or self.clock.now()
         changes = [
             Change(contact_id=cid, model=model, delta=delta, reason=reason, note=note)
-            for cid in sorted(set(contact_ids))
+            for cid in sorted_ids(set(contact_ids))
         ]
         applied = apply_changes(session, changes, now=when)
         return {cid: score for (_, cid), score in applied.scores.items()}

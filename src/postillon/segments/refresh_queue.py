@@ -14,6 +14,7 @@ from datetime import datetime
 
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import insert_rows
 from postillon.models import ContactRefresh
 
@@ -25,6 +26,6 @@ def queue_contacts(session: Session, contact_ids: Collection[uuid.UUID], *, now:
     insert_rows(
         session,
         ContactRefresh,
-        [{"contact_id": id_, "queued_at": now} for id_ in sorted(set(contact_ids))],
+        [{"contact_id": id_, "queued_at": now} for id_ in sorted_ids(set(contact_ids))],
         ignore_conflicts=True,
     )

@@ -11,7 +11,6 @@ from typing import Any
 from sqlalchemy import (
     ColumnElement,
     Select,
-    Uuid,
     column,
     delete,
     func,
@@ -26,8 +25,9 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import aggregate_order_by
 from sqlalchemy.orm import Session
 
-from postillon.kit.repository import chunked, insert_rows, one_of, table_of
-from postillon.kit.types import UTCDateTime
+from postillon.kit.ids import sorted_ids
+from postillon.kit.repository import chunked, insert_rows, one_of, row_dicts, table_of
+from postillon.kit.types import UTCDateTime, Uuid
 from postillon.models import Contact, ContactRefresh, Segment, SegmentMembership
 
 memberships = table_of(SegmentMembership)
@@ -182,7 +182,7 @@ def current_memberships(
     """The segments each of `contact_ids` is in now, by segment: one query a batch, by
     contact (the index on `contact_id`), whatever the number of segments."""
     found: dict[uuid.UUID, set[uuid.UUID]] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         rows = session.execute(
             select(memberships.c.segment_id, memberships.c.contact_id).where(
                 one_of(session, memberships.c.contact_id, part),
@@ -238,7 +238,7 @@ def enter(
         SegmentMembership,
         [
             {"segment_id": segment_id, "contact_id": id_, "entered_at": now, "exited_at": None}
-            for id_ in sorted(contact_ids)
+            for id_ in sorted_ids(contact_ids)
         ],
     )
 
@@ -246,7 +246,7 @@ def enter(
 def leave(
     session: Session, segment_id: uuid.UUID, contact_ids: Collection[uuid.UUID], now: datetime
 ) -> None:
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         session.execute(
             update(memberships)
             .where(
@@ -298,7 +298,7 @@ def iter_members(
         )
         if after is not None:
             query = query.where(contacts.c.id > after)
-        rows = [dict(row._mapping) for row in session.execute(query)]
+        rows = row_dicts(session.execute(query))
         if not rows:
             return
         yield rows

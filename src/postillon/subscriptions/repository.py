@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import (
     Contact,
@@ -54,7 +55,7 @@ def topic_choices(
 ) -> dict[uuid.UUID, dict[str, str]]:
     """Each contact's recorded topic statuses (topics without a row are not listed)."""
     found: dict[uuid.UUID, dict[str, str]] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         rows = session.execute(
             select(ContactTopic.contact_id, ContactTopic.topic, ContactTopic.status).where(
                 one_of(session, ContactTopic.contact_id, part)
@@ -79,7 +80,7 @@ def set_topic_choices(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 def email_consents(session: Session, contact_ids: Collection[uuid.UUID]) -> dict[uuid.UUID, str]:
     found: dict[uuid.UUID, str] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         rows = session.execute(
             select(ContactConsent.contact_id, ContactConsent.status).where(
                 one_of(session, ContactConsent.contact_id, part), ContactConsent.channel == "email"
@@ -93,7 +94,7 @@ def email_consent_rows(
     session: Session, contact_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, ContactConsent]:
     found: dict[uuid.UUID, ContactConsent] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = select(ContactConsent).where(
             one_of(session, ContactConsent.contact_id, part), ContactConsent.channel == "email"
         )

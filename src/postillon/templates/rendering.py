@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, Protocol
 
 import css_inline
 from jinja2 import Template, meta
@@ -38,6 +38,19 @@ _EMPTY_LINES = re.compile(r"\n[ \t]*(?:\n[ \t]*)+\n")
 
 # Nothing is fetched while inlining: a template must not make the worker load URLs.
 _INLINER = css_inline.CSSInliner(keep_at_rules=True, load_remote_stylesheets=False)
+
+
+class MessageToRender(Protocol):
+    """What rendering reads of an outbox message (the send path's claimed rows have it)."""
+
+    @property
+    def id(self) -> uuid.UUID: ...
+    @property
+    def contact_id(self) -> uuid.UUID: ...
+    @property
+    def template_id(self) -> uuid.UUID | None: ...
+    @property
+    def context(self) -> dict[str, Any] | None: ...
 
 
 @dataclass(frozen=True)

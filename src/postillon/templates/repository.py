@@ -9,6 +9,7 @@ from typing import Any
 from sqlalchemy import delete, exists, select
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, insert_rows, one_of
 from postillon.models import Contact, ContentBlock, EmailTemplate, Message, VoucherPool
 
@@ -19,7 +20,7 @@ def template_by_key(session: Session, key: str) -> EmailTemplate | None:
 
 def templates_by_id(session: Session, ids: Collection[uuid.UUID]) -> dict[uuid.UUID, EmailTemplate]:
     found: dict[uuid.UUID, EmailTemplate] = {}
-    for part in chunked(sorted(ids)):
+    for part in chunked(sorted_ids(ids)):
         query = select(EmailTemplate).where(one_of(session, EmailTemplate.id, part))
         found.update((template.id, template) for template in session.scalars(query))
     return found

@@ -18,7 +18,7 @@ from postillon.filters.facts import load_facts
 from postillon.filters.service import FilterService
 from postillon.kit.ids import new_id
 from postillon.messages.links import LinkSigner
-from postillon.models import EmailTemplate, Message
+from postillon.models import EmailTemplate
 from postillon.templates import repository
 from postillon.templates.blocks import CompiledVariant, ContentBlockService, matching_variants
 from postillon.templates.checks import (
@@ -33,6 +33,7 @@ from postillon.templates.rendering import (
     CompiledTemplate,
     Environments,
     MessageData,
+    MessageToRender,
     RenderedEmail,
     RenderFailure,
     compile_template,
@@ -249,7 +250,7 @@ class TemplateService:
     # Rendering
 
     def render_messages(
-        self, session: Session, messages: Sequence[Message]
+        self, session: Session, messages: Sequence[MessageToRender]
     ) -> dict[uuid.UUID, RenderedEmail | RenderFailure]:
         """Each message rendered from its template, contact and context: contacts, content
         decisions and vouchers of all of them in a few queries, whatever their number."""
@@ -313,7 +314,7 @@ class TemplateService:
     def _vouchers(
         self,
         session: Session,
-        messages: Sequence[Message],
+        messages: Sequence[MessageToRender],
         compiled: Mapping[uuid.UUID, CompiledTemplate],
     ) -> dict[uuid.UUID, dict[str, Voucher | str]]:
         """Each contact's voucher of each pool its templates name (assigned now if it has

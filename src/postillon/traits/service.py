@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from postillon.clock import Clock
 from postillon.contacts import repository as contacts_repository
 from postillon.errors import InvalidInput, NotFound
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked
 from postillon.segments.refresh_queue import queue_contacts
 from postillon.settings import Settings
@@ -47,7 +48,7 @@ class TraitsService:
             changed = repository.refresh(session, now=now, purchase_event=event, contact_ids=None)
         else:
             changed = []
-            for part in chunked(sorted(set(contact_ids)), _CHUNK):
+            for part in chunked(sorted_ids(set(contact_ids)), _CHUNK):
                 changed += repository.refresh(
                     session, now=now, purchase_event=event, contact_ids=part
                 )

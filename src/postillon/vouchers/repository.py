@@ -10,6 +10,7 @@ from typing import Any
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
+from postillon.kit.ids import sorted_ids
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
 from postillon.models import VoucherCode, VoucherPool
 
@@ -78,7 +79,7 @@ def codes_of_contacts(
     session: Session, pool_id: uuid.UUID, contact_ids: Collection[uuid.UUID]
 ) -> dict[uuid.UUID, str]:
     found: dict[uuid.UUID, str] = {}
-    for part in chunked(sorted(contact_ids)):
+    for part in chunked(sorted_ids(contact_ids)):
         query = select(VoucherCode.contact_id, VoucherCode.code).where(
             VoucherCode.pool_id == pool_id, one_of(session, VoucherCode.contact_id, part)
         )

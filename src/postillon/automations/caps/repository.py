@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from sqlalchemy import (
     BigInteger,
     String,
-    Uuid,
     and_,
     bindparam,
     case,
@@ -27,7 +26,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, one_of, table_of
-from postillon.kit.types import UTCDateTime
+from postillon.kit.types import UTCDateTime, Uuid
 from postillon.models import Contact, FrequencyCap, Message
 
 # Messages that never reach the recipient do not count against a cap.
