@@ -7,7 +7,8 @@ the same file again, where every row must come back unchanged. The baseline, mea
 the same run, writes the same rows as already-parsed dicts with SQLAlchemy Core
 executemany (contacts and contact_tags, one transaction per 2,000 rows) into another
 fresh database of the same schema. Peak memory of an import is measured in a child
-process for two file sizes, to show that it does not grow with the file.
+process for two file sizes, to show that it does not grow with the file. The garbage
+collector is tuned as `postillon contacts import` tunes it (`kit.memory`).
 
     ./dev bench contact_import [--rows N] [--database-url URL|auto-postgres] [--profile]
 """
@@ -46,6 +47,7 @@ from bench.common import (
     verdict,
 )
 from postillon.imports.service import ImportOptions, ImportReport
+from postillon.kit import memory
 from postillon.runtime import Runtime
 
 TARGET_ROWS_PER_SECOND = 20_000  # on SQLite
@@ -111,6 +113,7 @@ def peak_rss_kib() -> int:
 def memory_probe(database_url: str, csv_path: Path, data_dir: Path) -> None:
     """In a child process: import `csv_path`, print peak RSS before and after as JSON."""
     runtime = build_runtime(database_url, data_dir)
+    memory.tune_for_batches()
     before_kib = peak_rss_kib()
     report, _ = timed_import(runtime, csv_path)
     peak_kib = peak_rss_kib()
@@ -179,6 +182,7 @@ def main(argv: list[str] | None = None) -> int:
         print_line("CSV file", f"{csv_path.stat().st_size / 1e6:.1f} MB, columns {CSV_HEADER}")
 
         runtime = build_runtime(databases.fresh("import"), root / "data")
+        memory.tune_for_batches()  # as `postillon contacts import` does once it is set up
         profiles = [cProfile.Profile(), cProfile.Profile()] if args.profile else [None, None]
         try:
             first, first_seconds = timed_import(runtime, csv_path, profiles[0])
