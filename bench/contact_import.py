@@ -146,6 +146,11 @@ def print_memory(databases: BenchDatabases, root: Path, csv_path: Path, rows: in
             f"{probe['peak_kib'] / 1024:.0f} MiB (+{growth_mib:.0f} MiB over the "
             f"{probe['before_kib'] / 1024:.0f} MiB before the import)",
         )
+    print_line(
+        "note",
+        "the growth includes SQLite's page cache, up to 64 MiB per connection (kit/db.py), "
+        "which fills as the database grows; it does not grow further with the file",
+    )
 
 
 def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
