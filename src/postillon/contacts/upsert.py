@@ -117,7 +117,7 @@ def apply_changes(
     by_email = {t.row["email"]: t for t in targets.values() if t.row["email"]}
     by_external = {t.row["external_id"]: t for t in targets.values() if t.row["external_id"]}
     consent_events: list[InternalEvent] = []
-    fresh_ids = ordered_id_supply()
+    fresh_ids = ordered_id_supply(block=min(len(items), 256) or 1)
 
     for index, item in enumerate(items):
         outcome = outcomes[index]

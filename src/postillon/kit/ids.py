@@ -13,20 +13,19 @@ _RAND_A = 0xFFF << 64
 _RAND_B = (1 << 62) - 1
 _VERSION_AND_VARIANT = (0x7 << 76) | (0b10 << 62)
 
+_new_object = object.__new__
+_set_slot = object.__setattr__
+_SAFETY_UNKNOWN = uuid.SafeUUID.unknown
+
 
 def _uuid(value: int) -> uuid.UUID:
     """`uuid.UUID(int=value)` for a value known to be a valid 128-bit number, without the
     checks: the engine makes tens of thousands of ids a second. It sets the two slots as
     `UUID.__init__` does (Python 3.14 names this `UUID._from_int`)."""
-    made = object.__new__(uuid.UUID)
-    object.__setattr__(made, "int", value)
-    object.__setattr__(made, "is_safe", uuid.SafeUUID.unknown)
+    made = _new_object(uuid.UUID)
+    _set_slot(made, "int", value)
+    _set_slot(made, "is_safe", _SAFETY_UNKNOWN)
     return made
-
-
-_new_object = object.__new__
-_set_slot = object.__setattr__
-_SAFETY_UNKNOWN = uuid.SafeUUID.unknown
 
 
 def uuid_from_hex(text: str) -> uuid.UUID:
@@ -35,10 +34,7 @@ def uuid_from_hex(text: str) -> uuid.UUID:
     `uuid.UUID` is `int(text, 16)` too, and refuses what it refuses."""
     if len(text) != 32:
         return uuid.UUID(hex=text)
-    made = _new_object(uuid.UUID)
-    _set_slot(made, "int", int(text, 16))
-    _set_slot(made, "is_safe", _SAFETY_UNKNOWN)
-    return made
+    return _uuid(int(text, 16))
 
 
 def _v7(millis: int, rand: int) -> int:

@@ -88,8 +88,8 @@ class Uuid(_SqlAlchemyUuid[uuid.UUID]):
             return processor
 
         def process(value: Any) -> uuid.UUID | None:
-            if isinstance(value, str) and len(value) == 32:
-                return uuid_from_hex(value)
+            if isinstance(value, str):
+                return uuid_from_hex(value)  # which reads any other form as uuid.UUID does
             return processor(value)  # type: ignore[no-any-return]
 
         return process
