@@ -1,9 +1,10 @@
 """Tracking API throughput, in events per second, against a raw-executemany baseline.
 
-Starts Postillon's real web app under uvicorn on a free loopback port (in a background
-thread of this process, without the worker), creates a write key, and has several clients
-(threads, each with its own httpx.Client) POST batches of 2,500 Segment messages to
-`/v1/batch` at the same time, authenticated as Segment's libraries do
+Serves Postillon's real web app as it is deployed, `postillon serve --no-worker
+--processes N` on a free loopback port (two processes by default, one per core; with
+`--processes 0` or `--profile`, uvicorn in a thread of this process), creates a write key,
+and has several clients (threads, each with its own httpx.Client) POST batches of 2,500
+Segment messages to `/v1/batch` at the same time, authenticated as Segment's libraries do
 (`Authorization: Basic base64(KEY:)`). Each client sends its share of the batches one
 after the other; the time runs from the first request sent to the last answer received.
 
@@ -26,8 +27,8 @@ never refuses. The baseline, measured in the same run, reads the stored events b
 writes the same rows with SQLAlchemy Core executemany (one transaction per 2,500) into
 another fresh database holding the same contacts.
 
-    ./dev bench event_ingest [--batches N] [--clients N] [--database-url URL|auto-postgres]
-                             [--profile]
+    ./dev bench event_ingest [--batches N] [--clients N] [--processes N] [--profile]
+                             [--database-url URL|auto-postgres]
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ from bench.common import (
     verdict,
 )
 from bench.event_messages import BATCH_SIZE, make_audience, prepare_pass
+from bench.served import ServedApp
 from postillon.auth.service import Scope
 from postillon.kit import memory
 from postillon.kit.db import Database
@@ -311,11 +313,22 @@ def parse_arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="clients sending at the same time")
     add_database_option(parser)
     parser.add_argument(
-        "--profile", action="store_true", help="cProfile the server side of each request"
+        "--processes",
+        type=int,
+        default=2,
+        help="web processes of `postillon serve --processes N`; 0: uvicorn in a thread of "
+        "the benchmark's own process",
+    )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="cProfile the server side of each request (serves in this process)",
     )
     args = parser.parse_args(argv)
-    if args.batches < 1 or args.clients < 1:
-        parser.error("--batches and --clients must be at least 1")
+    if args.batches < 1 or args.clients < 1 or args.processes < 0:
+        parser.error("--batches and --clients must be at least 1, --processes at least 0")
+    if args.profile:
+        args.processes = 0
     return args
 
 
@@ -324,12 +337,30 @@ def run_passes(
     passes: Sequence[tuple[str, list[bytes]]],
     *,
     clients: int,
+    processes: int,
     profile: ServerProfile | None,
-) -> tuple[dict[str, PassResult], ServerLog]:
-    """Each pass's bodies sent to the real app under uvicorn, with a new write key."""
+) -> tuple[dict[str, PassResult], list[str]]:
+    """Each pass's bodies sent to the real app, with a new write key: served by
+    `postillon serve --processes N` or, with no processes, by uvicorn in a thread of this
+    one. Also returns the warnings and errors the server logged."""
     with runtime.database.transaction() as session:
         _, secret = runtime.api_keys.create(session, scope=Scope.write, name="bench")
     results: dict[str, PassResult] = {}
+    if processes:
+        served = ServedApp(
+            database_url=runtime.settings.resolved_database_url,
+            data_dir=runtime.settings.data_dir,
+            processes=processes,
+            log_path=runtime.settings.data_dir / "serve.log",
+            settings={
+                "POSTILLON_INGEST_RATE_PER_SECOND": str(UNLIMITED_RATE),
+                "POSTILLON_INGEST_BURST": str(UNLIMITED_RATE),
+            },
+        )
+        with served:
+            for name, bodies in passes:
+                results[name] = send_pass(served.url, secret, bodies, clients)
+        return results, served.problems()
     server = LiveServer(create_app(runtime, run_worker=False))  # sets up uvicorn's logging
     memory.tune_for_batches()  # as `postillon serve` does once the app is made
     with ServerLog() as log, profile or contextlib.nullcontext():
@@ -341,7 +372,7 @@ def run_passes(
                 results[name] = send_pass(server.url, secret, bodies, clients)
         finally:
             server.stop()
-    return results, log
+    return results, log.summary()
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -371,13 +402,21 @@ def main(argv: list[str] | None = None) -> int:
             + (f"; {shrunk:,} messages lost optional properties to fit" if shrunk else ""),
         )
         print_line("rate limit", f"raised to {UNLIMITED_RATE:,} requests/s so it never refuses")
+        print_line(
+            "server",
+            f"postillon serve --no-worker --processes {args.processes}"
+            if args.processes
+            else "uvicorn in a thread of this process",
+        )
         print_line("worker", "not running: the events stay queued for their consumers")
 
         runtime = runtime_without_rate_limit(databases.fresh("api"), Path(tmp) / "data")
         profile = ServerProfile() if args.profile else None
         try:
             passes = [("first", first.bodies), ("steady", steady.bodies), ("resend", steady.bodies)]
-            results, server_log = run_passes(runtime, passes, clients=args.clients, profile=profile)
+            results, server_log = run_passes(
+                runtime, passes, clients=args.clients, processes=args.processes, profile=profile
+            )
             stored = stored_counts(runtime)
             contacts, events = stored_rows(runtime.database)
         finally:
@@ -430,7 +469,7 @@ def main(argv: list[str] | None = None) -> int:
             f"target ({backend})", verdict(steady_rate, TARGET_EVENTS_PER_SECOND, "events/s")
         )
         print_line(f"target ({backend})", ratio_verdict(steady_rate / baseline_rate, TARGET_RATIO))
-        for line in server_log.summary():
+        for line in server_log:
             print_line("server log", line)
         if profile is not None:
             print_line("note", "the server ran under cProfile, which slows it down")

@@ -14,6 +14,7 @@ import pytest
 from postillon.auth.service import Scope
 from postillon.clock import VirtualClock
 from postillon.runtime import Runtime
+from postillon.tracking.service import TrackingService
 from tests.tracking.support import stored_events
 
 
@@ -423,3 +424,29 @@ def test_times_beyond_the_calendar_are_reported_not_a_server_error(
     assert "clock skew" in rejected[0]["msg"]
     assert rejected[1]["loc"] == "batch[1].timestamp"
     assert [e.message_id for e in stored_events(runtime)] == ["msg-3"]
+
+
+def test_a_message_stored_between_the_read_and_the_write_counts_as_a_duplicate(
+    tracker: httpx.Client, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Duplicates are looked up before the write transaction; a request that stores the
+    same messageId in between makes the insert fail, and the batch runs again."""
+    real_prepare = TrackingService.prepare
+    raced: list[bool] = []
+
+    def prepare_then_race(self: TrackingService, session: Any, messages: Any, **kw: Any) -> Any:
+        batch = real_prepare(self, session, messages, **kw)
+        if not raced:
+            raced.append(True)
+            with runtime.database.transaction(read_only=True) as other:
+                competing = real_prepare(self, other, messages[:1], **kw)
+            with runtime.database.transaction() as other:
+                self.ingest(other, competing, received_at=kw["received_at"])
+        return batch
+
+    monkeypatch.setattr(TrackingService, "prepare", prepare_then_race)
+    answer = tracker.post("/v1/batch", json={"batch": [track(1), track(2)]})
+    assert answer.status_code == 200, answer.text
+    assert (answer.json()["accepted"], answer.json()["duplicates"]) == (1, 1)
+    assert raced == [True]
+    assert sorted(e.message_id for e in stored_events(runtime)) == ["msg-1", "msg-2"]

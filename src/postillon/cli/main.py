@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import subprocess
+import sys
 import threading
 
 import typer
@@ -66,6 +68,12 @@ def serve(
     host: str = typer.Option(None, help="address to listen on [default: 127.0.0.1]"),
     port: int = typer.Option(None, help="port to listen on [default: 8000]"),
     worker: bool = typer.Option(True, help="run the worker in this process too"),
+    processes: int = typer.Option(
+        1,
+        min=1,
+        help="web processes sharing the port, to use more than one core; with more than "
+        "one, the worker runs in a process of its own",
+    ),
 ) -> None:
     """Migrate the database and run the web app (and, by default, the worker)."""
     configure_logging()
@@ -82,16 +90,50 @@ def serve(
         if runtime.settings.loads_demo_data:
             demo.load_on_first_start(runtime)
         settings = runtime.settings
-        config = uvicorn.Config(
-            create_app(runtime, run_worker=worker),
-            host=host or settings.host,
-            port=port or settings.port,
+        if processes == 1:
+            config = uvicorn.Config(
+                create_app(runtime, run_worker=worker),
+                host=host or settings.host,
+                port=port or settings.port,
+                log_level="info",
+                lifespan="on",
+            )
+            memory.tune_for_batches()
+            console.print(f"Postillon on http://{config.host}:{config.port}  (Ctrl-C stops it)")
+            uvicorn.Server(config).run()
+            return
+    # Each web process builds its own runtime; this one's is closed by now.
+    _serve_processes(host or settings.host, port or settings.port, processes, with_worker=worker)
+
+
+def _serve_processes(host: str, port: int, processes: int, *, with_worker: bool) -> None:
+    """`processes` uvicorn processes on one socket (`web/served.py`), and the worker as
+    `postillon worker` beside them; stopping uvicorn (Ctrl-C, SIGTERM) stops the worker."""
+    worker = (
+        subprocess.Popen([sys.executable, "-m", "postillon", "worker", "--name", "serve"])
+        if with_worker
+        else None
+    )
+    try:
+        console.print(
+            f"Postillon on http://{host}:{port} in {processes} processes  (Ctrl-C stops it)"
+        )
+        uvicorn.run(
+            "postillon.web.served:create_served_app",
+            factory=True,
+            host=host,
+            port=port,
+            workers=processes,
             log_level="info",
             lifespan="on",
         )
-        memory.tune_for_batches()
-        console.print(f"Postillon on http://{config.host}:{config.port}  (Ctrl-C stops it)")
-        uvicorn.Server(config).run()
+    finally:
+        if worker is not None:
+            worker.terminate()
+            try:
+                worker.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                worker.kill()
 
 
 @app.command("worker")

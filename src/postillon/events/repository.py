@@ -7,11 +7,20 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Dialect, and_, bindparam, delete, func, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from postillon.kit.ids import sorted_ids
-from postillon.kit.repository import chunked, copy_rows, insert_rows, one_of, update_rows
+from postillon.kit.repository import (
+    PreparedRows,
+    chunked,
+    copy_rows,
+    insert_prepared,
+    insert_rows,
+    one_of,
+    prepare_rows,
+    update_rows,
+)
 from postillon.models import Event, EventQueueItem
 
 _NEXT_IDS_SQLITE = text(
@@ -37,6 +46,22 @@ def allocate_ids(session: Session, count: int) -> list[int]:
 def insert_events(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     """Rows carry their allocated `id`; messageIds are checked unique beforehand."""
     copy_rows(session, Event, rows)
+
+
+def prepare_events(dialect: Dialect, rows: Sequence[dict[str, Any]]) -> PreparedRows:
+    """Event rows (every column but `id` and `contact_id`) converted for the driver ahead
+    of the transaction that inserts them with `insert_prepared_events`."""
+    return prepare_rows(dialect, Event, rows, late=("id", "contact_id"))
+
+
+def insert_prepared_events(
+    session: Session,
+    prepared: PreparedRows,
+    rows: Sequence[tuple[int, tuple[int, uuid.UUID | None]]],
+) -> None:
+    """The prepared events at these positions, each with its `(id, contact_id)`. A
+    messageId stored since the rows were prepared fails the insert (IntegrityError)."""
+    insert_prepared(session, prepared, rows)
 
 
 def existing_message_ids(session: Session, message_ids: Sequence[str]) -> set[str]:

@@ -15,6 +15,7 @@ from postillon.errors import InvalidInput
 from postillon.events import queue, repository
 from postillon.kit.ids import new_id
 from postillon.kit.pagination import Page, decode_cursor, encode_cursor
+from postillon.kit.repository import PreparedRows
 from postillon.models import Event
 
 INTERNAL = "internal"
@@ -56,6 +57,31 @@ def store_events(
     )
     if queue_them:
         queue.enqueue(session, ids, now=now)
+    return ids
+
+
+def store_prepared_events(
+    session: Session,
+    prepared: PreparedRows,
+    contacts: Sequence[tuple[int, uuid.UUID | None]],
+    *,
+    now: datetime,
+) -> list[int]:
+    """Store the prepared events (`events.repository.prepare_events`) at these positions
+    with these contacts, and queue them, in the caller's transaction. Returns their ids, in
+    the order of `contacts`."""
+    if not contacts:
+        return []
+    ids = repository.allocate_ids(session, len(contacts))
+    repository.insert_prepared_events(
+        session,
+        prepared,
+        [
+            (position, (id_, contact))
+            for (position, contact), id_ in zip(contacts, ids, strict=True)
+        ],
+    )
+    queue.enqueue(session, ids, now=now)
     return ids
 
 

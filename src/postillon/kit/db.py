@@ -3,19 +3,23 @@
 SQLite runs in WAL mode. Python's sqlite3 starts transactions lazily, which lets two writers
 deadlock on the upgrade from a read lock to a write lock; so SQLite transactions are started
 explicitly, `BEGIN IMMEDIATE` for sessions that write and plain `BEGIN` for read-only ones.
+A database file's write-ahead log is checkpointed on a thread of its own (`wal.py`), not by
+the committing writer.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session, sessionmaker
+
+from postillon.kit.wal import BACKSTOP_PAGES, WAL_FILE_LIMIT, WalCheckpointer, WriterTurn
 
 _READ_ONLY = "postillon_read_only"
 
@@ -54,12 +58,31 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA busy_timeout=30000")
         cursor.execute("PRAGMA cache_size=-65536")
         cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={BACKSTOP_PAGES}")
+        cursor.execute(f"PRAGMA journal_size_limit={WAL_FILE_LIMIT}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:
         read_only = connection.get_execution_options().get(_READ_ONLY, False)
         connection.exec_driver_sql("BEGIN" if read_only else "BEGIN IMMEDIATE")
+
+
+def _database_file(engine: Engine) -> str | None:
+    """The SQLite database file; None for PostgreSQL or an in-memory database."""
+    path = engine.url.database
+    if engine.dialect.name != "sqlite" or not path or path == ":memory:":
+        return None
+    if engine.url.query.get("mode") == "memory":
+        return None
+    return path
+
+
+def _checkpoint_after_writes(engine: Engine, checkpointer: WalCheckpointer) -> None:
+    @event.listens_for(engine, "commit")
+    def _on_commit(connection: Any) -> None:
+        if not connection.get_execution_options().get(_READ_ONLY, False):
+            checkpointer.committed()
 
 
 # PostgreSQL: deadlock detected, serialization failure, lock not available.
@@ -81,6 +104,16 @@ class Database:
     def __init__(self, url: str, **engine_kwargs: Any) -> None:
         self.url = url
         self.engine = make_engine(url, **engine_kwargs)
+        # Writers to a SQLite file queue for their turn (see `WriterTurn`), and its log is
+        # checkpointed by a thread of its own.
+        path = _database_file(self.engine)
+        self.turn = WriterTurn(path) if path else None
+        self.checkpointer = WalCheckpointer(path, self.turn) if path and self.turn else None
+        if self.checkpointer is not None:
+            _checkpoint_after_writes(self.engine, self.checkpointer)
+        self._write_turn: Callable[[], AbstractContextManager[Any]] = (
+            self.turn.held if self.turn is not None else nullcontext
+        )
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
@@ -93,8 +126,11 @@ class Database:
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
         """A session whose transaction commits when the block ends and rolls back on error."""
-        factory = self._reader if read_only else self._writer
-        with factory() as session, session.begin():
+        if read_only:
+            with self._reader() as session, session.begin():
+                yield session
+            return
+        with self._write_turn(), self._writer() as session, session.begin():
             yield session
 
     def session(self, *, read_only: bool = False) -> Session:
@@ -102,4 +138,8 @@ class Database:
         return (self._reader if read_only else self._writer)()
 
     def dispose(self) -> None:
+        if self.checkpointer is not None:
+            self.checkpointer.close()
         self.engine.dispose()
+        if self.turn is not None:
+            self.turn.close()

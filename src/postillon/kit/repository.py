@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from operator import itemgetter
@@ -20,6 +20,7 @@ from sqlalchemy import (
     bindparam,
 )
 from sqlalchemy.dialects import postgresql
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 from sqlalchemy.sql import sqltypes
 
@@ -95,18 +96,120 @@ def copy_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]
     if connection.dialect.name != "postgresql":
         insert_rows(session, model, rows)
         return
-    table = table_of(model)
     keys = tuple(rows[0])
-    json_columns = {name for name in keys if _is_json(connection.dialect, table.c[name])}
+    convert = _copy_converters(connection.dialect, table_of(model), keys)
+    pairs = tuple(zip(keys, convert, strict=True))
+    _copy(
+        connection,
+        table_of(model),
+        keys,
+        ([row[k] if c is None else c(row[k]) for k, c in pairs] for row in rows),
+    )
+
+
+@dataclass(frozen=True)
+class PreparedRows:
+    """Rows for one table, converted for the driver before the transaction that inserts
+    them, so that the conversion happens outside a write lock. The `late` columns (an id
+    allocated in the transaction, say) get their values when the rows are inserted."""
+
+    table: Table
+    late: tuple[str, ...]
+    early: tuple[str, ...]
+    values: list[tuple[Any, ...]]  # per row, the early columns' converted values
+    late_converters: tuple[Callable[[Any], Any] | None, ...]
+    copy: bool  # PostgreSQL's COPY rather than an executemany INSERT
+    sql: str = ""
+
+    def __len__(self) -> int:
+        return len(self.values)
+
+
+def prepare_rows(
+    dialect: Dialect, model: type[Base], rows: Sequence[dict[str, Any]], *, late: tuple[str, ...]
+) -> PreparedRows:
+    """`rows` (every column but the `late` ones, the same in each row) converted now."""
+    table = table_of(model)
+    early = tuple(rows[0]) if rows else ()
+    keys = (*late, *early)
+    if not rows:
+        return PreparedRows(table, late, early, [], (), copy=False)
+    if dialect.name == "postgresql":
+        converters = _copy_converters(dialect, table, keys)
+        early_plan = _Plan("", early, converters[len(late) :])
+        return PreparedRows(
+            table, late, early, early_plan.parameters(rows), converters[: len(late)], copy=True
+        )
+    plan = _insert_plan(dialect, table, keys, False)
+    early_plan = _Plan("", early, plan.converters[len(late) :], _shifted(plan.defaults, len(late)))
+    return PreparedRows(
+        table,
+        late,
+        early,
+        early_plan.parameters(rows),
+        plan.converters[: len(late)],
+        copy=False,
+        sql=plan.sql,
+    )
+
+
+def insert_prepared(
+    session: Session, prepared: PreparedRows, late: Sequence[tuple[int, tuple[Any, ...]]]
+) -> None:
+    """Insert the prepared rows at the given positions, each with its `late` values (in
+    the order of `prepared.late`): `(position, late values)` pairs."""
+    if not late:
+        return
+    converting = [
+        (position, _remembering(convert))
+        for position, convert in enumerate(prepared.late_converters)
+        if convert is not None
+    ]
+    values = prepared.values
+
+    def row_of(position: int, late_values: tuple[Any, ...]) -> tuple[Any, ...]:
+        if converting:
+            converted = list(late_values)
+            for index, convert in converting:
+                converted[index] = convert(converted[index])
+            late_values = tuple(converted)
+        return late_values + values[position]
+
+    connection = session.connection()
+    rows = [row_of(position, late_values) for position, late_values in late]
+    if prepared.copy:
+        _copy(connection, prepared.table, (*prepared.late, *prepared.early), rows)
+    else:
+        connection.exec_driver_sql(prepared.sql, rows)
+
+
+def _shifted(
+    defaults: tuple[tuple[int, Callable[[], Any]], ...], by: int
+) -> tuple[tuple[int, Callable[[], Any]], ...]:
+    return tuple((index - by, make) for index, make in defaults)
+
+
+def _copy_converters(
+    dialect: Dialect, table: Table, keys: tuple[str, ...]
+) -> tuple[Callable[[Any], Any] | None, ...]:
+    """What COPY needs converted by hand: JSON to text (psycopg adapts the rest)."""
+    return tuple(_json_text if _is_json(dialect, table.c[key]) else None for key in keys)
+
+
+def _copy(
+    connection: Any, table: Table, keys: tuple[str, ...], rows: Iterable[Sequence[Any]]
+) -> None:
     quote = connection.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(quote(k) for k in keys)}) FROM STDIN"
-    convert = [_json_text if key in json_columns else None for key in keys]
-    pairs = tuple(zip(keys, convert, strict=True))
     driver = connection.connection.dbapi_connection
     assert driver is not None
-    with driver.cursor() as cursor, cursor.copy(statement) as copy:  # type: ignore[attr-defined]
-        for row in rows:
-            copy.write_row([row[k] if c is None else c(row[k]) for k, c in pairs])
+    dbapi = connection.dialect.loaded_dbapi
+    try:
+        with driver.cursor() as cursor, cursor.copy(statement) as copy:
+            for row in rows:
+                copy.write_row(row)
+    except dbapi.Error as error:  # raised as SQLAlchemy raises the driver's errors
+        raise DBAPIError.instance(statement, None, error, dbapi.Error) from error
 
 
 def update_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]]) -> None:

@@ -129,10 +129,14 @@ def _ingest_with_retry(
     libraries drop a batch answered with most 4xx, but retry a 503."""
     for attempt in range(1, _RETRIES_ON_RACE + 1):
         try:
-            with runtime.database.transaction() as session:
-                return runtime.tracking.ingest(
-                    session, parsed.messages, sender=sender, received_at=received_at, where=where
+            with runtime.database.transaction(read_only=True) as session:
+                batch = runtime.tracking.prepare(
+                    session, parsed.messages, sender=sender, received_at=received_at
                 )
+            if not batch.writes:
+                return IngestResult(duplicates=batch.duplicates)
+            with runtime.database.transaction() as session:
+                return runtime.tracking.ingest(session, batch, received_at=received_at, where=where)
         except (IntegrityError, OperationalError) as exc:
             if isinstance(exc, OperationalError) and not is_transient(exc):
                 raise

@@ -44,6 +44,15 @@ class Resolution:
     attributed: int = 0
 
 
+def known_contacts(session: Session, messages: Sequence[Message]) -> dict[str, uuid.UUID]:
+    """The stored contacts of the messages' userIds (and aliases' previousIds)."""
+    user_ids = {m.user_id for m in messages if m.user_id is not None}
+    user_ids.update(
+        m.previous_id for m in messages if m.type == "alias" and m.previous_id is not None
+    )
+    return contacts_repository.ids_by_external_id(session, user_ids)
+
+
 def resolve(
     session: Session,
     messages: Sequence[Message],
@@ -51,12 +60,18 @@ def resolve(
     context: ApplyContext,
     retention: timedelta,
     where: str,
+    known: dict[str, uuid.UUID] | None = None,
 ) -> Resolution:
+    """`known`: what `known_contacts` read before this transaction, if it did. It may be
+    stale: a userId created since is found again by the upsert, and an event for a
+    contact merged away since fails its foreign key (the caller runs the batch again).
+    A batch with aliases reads them again here, since it may merge or rename contacts."""
     result = Resolution()
     aliases = [m for m in messages if m.type == "alias"]
-    user_ids = {m.user_id for m in messages if m.user_id is not None}
-    user_ids.update(m.previous_id for m in aliases if m.previous_id is not None)
-    known = contacts_repository.ids_by_external_id(session, user_ids)
+    if known is None or aliases:
+        known = known_contacts(session, messages)
+    else:
+        known = dict(known)
 
     # Contacts to create or change: every identify, and the first message of each unknown
     # userId (an alias whose previousId is a known contact renames it instead).

@@ -19,7 +19,8 @@ from postillon.clock import Clock
 from postillon.contacts.upsert import ApplyContext
 from postillon.errors import FieldProblem, NotFound
 from postillon.events import repository as events_repository
-from postillon.events.service import store_events
+from postillon.events.service import store_prepared_events
+from postillon.kit.repository import PreparedRows
 from postillon.models import Visitor
 from postillon.settings import Settings
 from postillon.tracking import identity, repository
@@ -49,6 +50,21 @@ class IngestResult:
 
 
 @dataclass(frozen=True)
+class PreparedBatch:
+    """A batch read and converted by `TrackingService.prepare`, for `ingest` to write."""
+
+    messages: list[Message]  # new ones, without the dwell reports
+    dwell: list[Message]
+    duplicates: int
+    known: dict[str, uuid.UUID]  # userId → contact, as read
+    events: PreparedRows  # one row per message, in their order
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.messages or self.dwell)
+
+
+@dataclass(frozen=True)
 class Sender:
     """Who sent a request: the key's prefix (the events' source) and the client address,
     used for the country when the message does not carry `context.ip` itself."""
@@ -66,56 +82,83 @@ class TrackingService:
     def retention(self) -> timedelta:
         return self.settings.anonymous_retention
 
-    def ingest(
+    def prepare(
         self,
         session: Session,
         messages: Sequence[Message],
         *,
         sender: Sender,
         received_at: datetime,
-        where: str = "batch",
-    ) -> IngestResult:
-        result = IngestResult()
-        repository.serialize_ingestion(session)
-        fresh = self._without_duplicates(session, messages, result)
+    ) -> PreparedBatch:
+        """What can be done before the write transaction (so outside its lock), in a
+        read-only one: drop duplicates, look up the known userIds, enrich the events and
+        convert them for the driver. What was read may be stale by the time `ingest`
+        writes; see there."""
+        fresh, duplicates = self._without_duplicates(session, messages)
         dwell, fresh = _split_dwell(fresh)
+        return PreparedBatch(
+            messages=fresh,
+            dwell=dwell,
+            duplicates=duplicates,
+            known=identity.known_contacts(session, fresh),
+            events=events_repository.prepare_events(
+                session.get_bind().dialect,
+                [_event_row(message, sender, received_at) for message in fresh],
+            ),
+        )
+
+    def ingest(
+        self, session: Session, batch: PreparedBatch, *, received_at: datetime, where: str = "batch"
+    ) -> IngestResult:
+        """Identify and store a prepared batch, in the caller's write transaction.
+
+        A message stored by another request since `prepare` read the messageIds fails the
+        insert on the unique messageId (IntegrityError), as does an event for a contact
+        merged away since: the caller then prepares and ingests the batch again, in a new
+        transaction, and finds the duplicate.
+        """
+        result = IngestResult(duplicates=batch.duplicates)
+        repository.serialize_ingestion(session)
         context = ApplyContext(
             now=received_at, secret_key=self.settings.secret_key, source="tracking"
         )
         resolution = identity.resolve(
-            session, fresh, context=context, retention=self.retention, where=where
+            session,
+            batch.messages,
+            context=context,
+            retention=self.retention,
+            where=where,
+            known=batch.known,
         )
         result.rejected.extend(
             Rejected(index, problems) for index, problems in resolution.rejected.items()
         )
-        rows = [
-            _event_row(message, resolution.contact_of.get(message.index), sender, received_at)
-            for message in fresh
+        stored = [
+            (position, resolution.contact_of.get(message.index))
+            for position, message in enumerate(batch.messages)
             if message.index not in resolution.rejected
         ]
-        store_events(session, rows, now=received_at)
-        refused_dwell = self._fold_dwell(session, dwell, where)
+        store_prepared_events(session, batch.events, stored, now=received_at)
+        refused_dwell = self._fold_dwell(session, batch.dwell, where)
         result.rejected.extend(refused_dwell)
-        result.accepted = len(rows) + len(dwell) - len(refused_dwell)
+        result.accepted = len(stored) + len(batch.dwell) - len(refused_dwell)
         return result
 
     def _without_duplicates(
-        self, session: Session, messages: Sequence[Message], result: IngestResult
-    ) -> list[Message]:
-        """Each messageId once: repeated in the batch, or stored by an earlier request."""
+        self, session: Session, messages: Sequence[Message]
+    ) -> tuple[list[Message], int]:
+        """Each messageId once: repeated in the batch, or stored by an earlier request;
+        and how many were dropped."""
         seen: set[str] = set()
         unique: list[Message] = []
         for message in messages:
-            if message.message_id in seen:
-                result.duplicates += 1
-                continue
-            seen.add(message.message_id)
-            unique.append(message)
+            if message.message_id not in seen:
+                seen.add(message.message_id)
+                unique.append(message)
         stored = events_repository.existing_message_ids(session, [m.message_id for m in unique])
         if stored:
-            result.duplicates += sum(1 for m in unique if m.message_id in stored)
             unique = [m for m in unique if m.message_id not in stored]
-        return unique
+        return unique, len(messages) - len(unique)
 
     def _fold_dwell(self, session: Session, dwell: Sequence[Message], where: str) -> list[Rejected]:
         """Put each reported dwell time on the page view it belongs to (same visitor)."""
@@ -211,11 +254,9 @@ def _split_dwell(messages: Sequence[Message]) -> tuple[list[Message], list[Messa
     return dwell, other
 
 
-def _event_row(
-    message: Message, contact_id: uuid.UUID | None, sender: Sender, received_at: datetime
-) -> dict[str, Any]:
+def _event_row(message: Message, sender: Sender, received_at: datetime) -> dict[str, Any]:
+    """Every column but `id` and `contact_id`, which the write transaction decides."""
     return {
-        "contact_id": contact_id,
         "anonymous_id": message.anonymous_id,
         "user_id": message.user_id,
         "message_id": message.message_id,

@@ -44,8 +44,11 @@ from postillon.worker.runner import Worker
 logger = logging.getLogger("postillon.web")
 
 
-def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
-    """The web app; with `run_worker` the worker runs in the same process (embedded mode)."""
+def create_app(
+    runtime: Runtime, *, run_worker: bool | None = None, owns_runtime: bool = False
+) -> FastAPI:
+    """The web app; with `run_worker` the worker runs in the same process (embedded mode);
+    with `owns_runtime` the app closes the runtime when it stops."""
     with_worker = runtime.settings.run_worker if run_worker is None else run_worker
 
     @contextlib.asynccontextmanager
@@ -67,6 +70,8 @@ def create_app(runtime: Runtime, *, run_worker: bool | None = None) -> FastAPI:
             if worker_task is not None:
                 worker.stop()
                 await worker_task
+            if owns_runtime:
+                await asyncio.to_thread(runtime.close)
             logger.info("Postillon stopped")
 
     app = FastAPI(

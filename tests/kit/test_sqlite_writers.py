@@ -1,0 +1,105 @@
+"""SQLite's writers: the queue they take turns in, and the thread that checkpoints the log."""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+from sqlalchemy import text
+
+from postillon.kit.db import Database
+from postillon.kit.wal import BACKSTOP_PAGES, WalCheckpointer, WriterTurn
+
+
+def test_writers_take_turns_and_a_turn_may_end_on_another_thread(tmp_path: Path) -> None:
+    turn = WriterTurn(str(tmp_path / "x.db"))
+    assert turn.acquire()
+    assert not turn.acquire()  # the same thread again: nested, not queued
+    waiting_took: list[bool] = []
+    waiter = threading.Thread(target=lambda: waiting_took.append(turn.acquire()))
+    waiter.start()
+    waiter.join(timeout=0.2)
+    assert waiter.is_alive()  # queued behind the holder
+    releaser = threading.Thread(target=turn.release)  # as FastAPI may end a request
+    releaser.start()
+    releaser.join()
+    waiter.join(timeout=10)
+    assert waiting_took == [True]
+    turn.release()
+    turn.close()
+
+
+def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
+    turn = WriterTurn(str(tmp_path / "x.db"))
+    assert turn.acquire()
+    script = (
+        "import sys; from postillon.kit.wal import WriterTurn; "
+        "t = WriterTurn(sys.argv[1]); print('waiting', flush=True); "
+        "t.acquire(); print('took', flush=True); t.release()"
+    )
+    child = subprocess.Popen(
+        [sys.executable, "-c", script, str(tmp_path / "x.db")], stdout=subprocess.PIPE, text=True
+    )
+    assert child.stdout is not None
+    assert child.stdout.readline().strip() == "waiting"
+    try:
+        child.wait(timeout=0.5)
+        raise AssertionError("the other process took the turn while this one held it")
+    except subprocess.TimeoutExpired:
+        pass
+    turn.release()
+    assert child.stdout.readline().strip() == "took"
+    assert child.wait(timeout=30) == 0
+    turn.close()
+
+
+def test_the_log_is_checkpointed_and_started_over_by_the_thread(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert database.checkpointer is not None
+        database.checkpointer.restart_pages = 50
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+            autocheckpoint = session.execute(text("PRAGMA wal_autocheckpoint")).scalar()
+        assert autocheckpoint == BACKSTOP_PAGES  # the writers' own, only a backstop
+        for start in range(0, 20_000, 1_000):
+            with database.transaction() as session:
+                session.execute(
+                    text("INSERT INTO t (v) VALUES (:v)"),
+                    [{"v": f"{n:08d}" * 40} for n in range(start, start + 1_000)],
+                )
+        assert database.checkpointer.wait_idle()
+        assert database.checkpointer.checkpoints >= 1
+        assert database.checkpointer.restarts >= 1
+        with database.transaction() as session:  # the next writer starts the log over
+            session.execute(text("INSERT INTO t (v) VALUES ('last')"))
+        assert database.checkpointer.wait_idle()
+        with sqlite3.connect(tmp_path / "x.db") as raw:
+            _, logged, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+            assert raw.execute("SELECT count(*) FROM t").fetchone() == (20_001,)
+            (pages,) = raw.execute("PRAGMA page_count").fetchone()
+        assert logged < pages / 4  # the log started over; it does not hold the history
+        assert copied == logged
+    finally:
+        database.dispose()
+
+
+def test_a_closed_checkpointer_ignores_commits(tmp_path: Path) -> None:
+    checkpointer = WalCheckpointer(str(tmp_path / "x.db"), WriterTurn(str(tmp_path / "x.db")))
+    checkpointer.close()
+    checkpointer.committed()
+    assert checkpointer.wait_idle(timeout=1)
+    assert checkpointer.checkpoints == 0
+
+
+def test_in_memory_databases_have_neither(tmp_path: Path) -> None:
+    database = Database("sqlite://")
+    try:
+        assert database.turn is None and database.checkpointer is None
+        with database.transaction() as session:
+            assert session.execute(text("SELECT 1")).scalar() == 1
+    finally:
+        database.dispose()
