@@ -68,10 +68,7 @@ def resolve(
     A batch with aliases reads them again here, since it may merge or rename contacts."""
     result = Resolution()
     aliases = [m for m in messages if m.type == "alias"]
-    if known is None or aliases:
-        known = known_contacts(session, messages)
-    else:
-        known = dict(known)
+    known = known_contacts(session, messages) if known is None or aliases else dict(known)
 
     # Contacts to create or change: every identify, and the first message of each unknown
     # userId (an alias whose previousId is a known contact renames it instead).
