@@ -96,12 +96,13 @@ def copy_rows(session: Session, model: type[Base], rows: Sequence[dict[str, Any]
     if connection.dialect.name != "postgresql":
         insert_rows(session, model, rows)
         return
+    table = table_of(model)
     keys = tuple(rows[0])
-    convert = _copy_converters(connection.dialect, table_of(model), keys)
+    convert = _copy_converters(connection.dialect, table, keys)
     pairs = tuple(zip(keys, convert, strict=True))
     _copy(
         connection,
-        table_of(model),
+        table,
         keys,
         ([row[k] if c is None else c(row[k]) for k, c in pairs] for row in rows),
     )
@@ -121,9 +122,6 @@ class PreparedRows:
     copy: bool  # PostgreSQL's COPY rather than an executemany INSERT
     sql: str = ""
 
-    def __len__(self) -> int:
-        return len(self.values)
-
 
 def prepare_rows(
     dialect: Dialect, model: type[Base], rows: Sequence[dict[str, Any]], *, late: tuple[str, ...]
@@ -141,7 +139,8 @@ def prepare_rows(
             table, late, early, early_plan.parameters(rows), converters[: len(late)], copy=True
         )
     plan = _insert_plan(dialect, table, keys, False)
-    early_plan = _Plan("", early, plan.converters[len(late) :], _shifted(plan.defaults, len(late)))
+    # The columns the rows leave out get their defaults among the early values.
+    early_plan = _Plan("", early, plan.converters[len(late) :], plan.defaults)
     return PreparedRows(
         table,
         late,
@@ -181,12 +180,6 @@ def insert_prepared(
         _copy(connection, prepared.table, (*prepared.late, *prepared.early), rows)
     else:
         connection.exec_driver_sql(prepared.sql, rows)
-
-
-def _shifted(
-    defaults: tuple[tuple[int, Callable[[], Any]], ...], by: int
-) -> tuple[tuple[int, Callable[[], Any]], ...]:
-    return tuple((index - by, make) for index, make in defaults)
 
 
 def _copy_converters(
