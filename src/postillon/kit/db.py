@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Iterator
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from typing import Any
 
 import orjson
@@ -78,6 +78,34 @@ def _database_file(engine: Engine) -> str | None:
     return path
 
 
+def _writers_take_turns(engine: Engine, turn: WriterTurn) -> None:
+    """Each write transaction holds `turn` from before its `BEGIN IMMEDIATE` until its
+    COMMIT or ROLLBACK has run (or its connection is closed), whichever session, engine
+    user or thread ends it: a session that commits and goes on does not keep it."""
+
+    @event.listens_for(engine, "begin", insert=True)  # before `_on_begin`'s BEGIN
+    def _take_turn(connection: Any) -> None:
+        if not connection.get_execution_options().get(_READ_ONLY, False) and turn.acquire():
+            turn.holder = connection.connection.dbapi_connection
+
+    dialect = engine.dialect
+    for name in ("do_commit", "do_rollback", "do_close"):
+        setattr(dialect, name, _then_hand_on(getattr(dialect, name), turn))
+
+
+def _then_hand_on(end: Callable[[Any], None], turn: WriterTurn) -> Callable[[Any], None]:
+    def ended(dbapi_connection: Any) -> None:
+        try:
+            end(dbapi_connection)
+        finally:
+            raw = getattr(dbapi_connection, "dbapi_connection", dbapi_connection)
+            if turn.holder is not None and turn.holder is raw:
+                turn.holder = None
+                turn.release()
+
+    return ended
+
+
 def _checkpoint_after_writes(engine: Engine, checkpointer: WalCheckpointer) -> None:
     @event.listens_for(engine, "commit")
     def _on_commit(connection: Any) -> None:
@@ -109,11 +137,9 @@ class Database:
         path = _database_file(self.engine)
         self.turn = WriterTurn(path) if path else None
         self.checkpointer = WalCheckpointer(path, self.turn) if path and self.turn else None
-        if self.checkpointer is not None:
+        if self.turn is not None and self.checkpointer is not None:
+            _writers_take_turns(self.engine, self.turn)
             _checkpoint_after_writes(self.engine, self.checkpointer)
-        self._write_turn: Callable[[], AbstractContextManager[Any]] = (
-            self.turn.held if self.turn is not None else nullcontext
-        )
         self._writer = sessionmaker(self.engine, expire_on_commit=False)
         self._reader = sessionmaker(
             self.engine.execution_options(**{_READ_ONLY: True}), expire_on_commit=False
@@ -126,11 +152,8 @@ class Database:
     @contextmanager
     def transaction(self, *, read_only: bool = False) -> Iterator[Session]:
         """A session whose transaction commits when the block ends and rolls back on error."""
-        if read_only:
-            with self._reader() as session, session.begin():
-                yield session
-            return
-        with self._write_turn(), self._writer() as session, session.begin():
+        factory = self._reader if read_only else self._writer
+        with factory() as session, session.begin():
             yield session
 
     def session(self, *, read_only: bool = False) -> Session:

@@ -59,6 +59,7 @@ class WriterTurn:
 
     def __init__(self, path: str) -> None:
         self.path = f"{path}-writer"
+        self.holder: object | None = None  # the connection whose transaction holds the turn
         self._lock = threading.Lock()
         self._owner: int | None = None
         self._fd: int | None = None
