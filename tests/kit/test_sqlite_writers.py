@@ -103,3 +103,31 @@ def test_in_memory_databases_have_neither(tmp_path: Path) -> None:
             assert session.execute(text("SELECT 1")).scalar() == 1
     finally:
         database.dispose()
+
+
+def test_a_session_that_commits_and_goes_on_gives_the_turn_back(tmp_path: Path) -> None:
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert database.turn is not None
+        turn = database.turn
+        with database.session() as session:
+            session.execute(text("CREATE TABLE t (v TEXT)"))
+            assert turn.holder is not None  # the write transaction holds it
+            session.commit()
+            assert turn.holder is None
+            taken: list[bool] = []
+
+            def other_writer() -> None:
+                taken.append(turn.acquire())
+                turn.release()
+
+            writer = threading.Thread(target=other_writer)
+            writer.start()
+            writer.join(timeout=10)
+            assert taken == [True]  # at once, not after the 30 s fallback
+            session.execute(text("INSERT INTO t VALUES ('again')"))  # takes it again
+            assert turn.holder is not None
+            session.rollback()
+            assert turn.holder is None
+    finally:
+        database.dispose()
