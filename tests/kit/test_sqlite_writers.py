@@ -87,8 +87,30 @@ def test_the_log_is_checkpointed_and_started_over_by_the_thread(tmp_path: Path) 
         database.dispose()
 
 
+def test_back_to_back_writers_let_the_restart_through(tmp_path: Path) -> None:
+    """One writer committing again at once (its rows ready) while the log is restarted:
+    the restart is neither refused nor waited out (it was, for 30 s a transaction, while
+    it took the writers' turn)."""
+    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
+    try:
+        assert database.checkpointer is not None
+        database.checkpointer.restart_pages = 50
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        rows = [{"v": f"{n:08d}" * 40} for n in range(500)]
+        for _ in range(40):
+            with database.engine.begin() as connection:
+                connection.execute(text("INSERT INTO t (v) VALUES (:v)"), rows)
+        assert database.checkpointer.wait_idle()
+        assert database.checkpointer.restarts >= 1
+        assert database.checkpointer.restarts_refused == 0
+        assert database.checkpointer.restart_seconds < 5
+    finally:
+        database.dispose()
+
+
 def test_a_closed_checkpointer_ignores_commits(tmp_path: Path) -> None:
-    checkpointer = WalCheckpointer(str(tmp_path / "x.db"), WriterTurn(str(tmp_path / "x.db")))
+    checkpointer = WalCheckpointer(str(tmp_path / "x.db"))
     checkpointer.close()
     checkpointer.committed()
     assert checkpointer.wait_idle(timeout=1)

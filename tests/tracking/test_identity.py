@@ -173,6 +173,38 @@ def test_an_expired_event_not_yet_purged_is_not_attributed(
     assert [e["name"] for e in timeline(api, contact["id"])] == ["identified"]
 
 
+def test_visitors_identified_in_one_batch_each_bring_their_own_history(
+    tracker: httpx.Client, api: httpx.Client, clock: VirtualClock
+) -> None:
+    send(
+        tracker,
+        page("cookie-a", "https://shop/a1"),
+        page("cookie-b", "https://shop/b1"),
+        page("cookie-a", "https://shop/a2"),
+        page("cookie-c", "https://shop/c1"),
+    )
+    clock.advance(timedelta(minutes=10))
+    send(
+        tracker,
+        {"type": "identify", "anonymousId": "cookie-b", "userId": "u-b"},
+        {"type": "identify", "anonymousId": "cookie-a", "userId": "u-a"},
+        page("cookie-a", "https://shop/a3"),
+    )
+    urls = {
+        user: sorted(
+            e["properties"]["url"]
+            for e in timeline(api, contact_by(api, external_id=user)["id"])
+            if e["name"] == "page_viewed"
+        )
+        for user in ("u-a", "u-b")
+    }
+    assert urls == {
+        "u-a": ["https://shop/a1", "https://shop/a2", "https://shop/a3"],
+        "u-b": ["https://shop/b1"],
+    }
+    assert api.get("/api/visitors/cookie-c").json()["state"] == "anonymous"
+
+
 def test_track_with_user_and_anonymous_id_links_the_visitor(
     tracker: httpx.Client, api: httpx.Client
 ) -> None:

@@ -7,7 +7,8 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Dialect, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy import Dialect, String, and_, bindparam, delete, func, or_, select, text, update
+from sqlalchemy.dialects import postgresql
 from sqlalchemy.orm import Session
 
 from postillon.kit.ids import sorted_ids
@@ -140,9 +141,12 @@ def set_properties(session: Session, rows: Sequence[dict[str, Any]]) -> None:
 
 def attribute_anonymous(session: Session, links: dict[str, uuid.UUID], *, since: datetime) -> int:
     """Give each visitor's unattributed events received since `since` to its contact
-    (`links`: anonymous id → contact id); one executemany for all of them."""
+    (`links`: anonymous id → contact id)."""
     if not links:
         return 0
+    visitors = sorted(links)
+    if session.get_bind().dialect.name == "postgresql":
+        return _attribute_anonymous_joined(session, links, visitors, since)
     statement = (
         update(Event)
         .where(
@@ -152,9 +156,39 @@ def attribute_anonymous(session: Session, links: dict[str, uuid.UUID], *, since:
         )
         .values(contact_id=bindparam("contact"))
     )
-    rows = [{"visitor": aid, "contact": cid} for aid, cid in sorted(links.items())]
+    rows = [{"visitor": visitor, "contact": links[visitor]} for visitor in visitors]
     result = session.connection().execute(statement, rows)
     return max(0, int(result.rowcount))
+
+
+# The links join in as two arrays. The repeated `= ANY(:visitors)` matters while the
+# table has no statistics yet (a fresh database, the first minute of heavy tracking):
+# PostgreSQL then takes the unattributed events to be few and may scan all of them by
+# age; with the condition it does so once per batch, keeping only these visitors' rows,
+# instead of once per link (4 to 10 ms a link at 30,000 unattributed events).
+_ATTRIBUTE_JOINED = text(
+    "UPDATE events SET contact_id = links.contact"
+    " FROM unnest(:visitors, :contacts) AS links(visitor, contact)"
+    " WHERE events.anonymous_id = links.visitor"
+    " AND events.anonymous_id = ANY(:visitors)"
+    " AND events.contact_id IS NULL AND events.received_at >= :since"
+).bindparams(
+    bindparam("visitors", type_=postgresql.ARRAY(String)),
+    bindparam("contacts", type_=postgresql.ARRAY(postgresql.UUID(as_uuid=True))),
+)
+
+
+def _attribute_anonymous_joined(
+    session: Session, links: dict[str, uuid.UUID], visitors: list[str], since: datetime
+) -> int:
+    attributed = 0
+    for part in chunked(visitors):
+        result = session.execute(
+            _ATTRIBUTE_JOINED,
+            {"visitors": list(part), "contacts": [links[v] for v in part], "since": since},
+        )
+        attributed += int(result.rowcount)  # type: ignore[attr-defined]
+    return attributed
 
 
 def purge_unattributed(session: Session, *, received_before: datetime, limit: int) -> int:

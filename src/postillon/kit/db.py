@@ -135,9 +135,11 @@ class Database:
         # Writers to a SQLite file queue for their turn (see `WriterTurn`), and its log is
         # checkpointed by a thread of its own.
         path = _database_file(self.engine)
-        self.turn = WriterTurn(path) if path else None
-        self.checkpointer = WalCheckpointer(path, self.turn) if path and self.turn else None
-        if self.turn is not None and self.checkpointer is not None:
+        self.turn: WriterTurn | None = None
+        self.checkpointer: WalCheckpointer | None = None
+        if path is not None:
+            self.turn = WriterTurn(path)
+            self.checkpointer = WalCheckpointer(path)
             _writers_take_turns(self.engine, self.turn)
             _checkpoint_after_writes(self.engine, self.checkpointer)
         self._writer = sessionmaker(self.engine, expire_on_commit=False)

@@ -207,13 +207,7 @@ def _track_visitors(
         for aid in sorted(anonymous_ids - stored.keys())
     ]
     repository.insert_visitors(session, new_rows)
-    repository.update_visitors(
-        session,
-        [
-            {"anonymous_id": aid, "last_seen_at": now}
-            for aid in sorted(stored.keys() - new_links.keys())
-        ],
-    )
+    repository.mark_seen(session, sorted(stored.keys() - new_links.keys()), now)
     repository.update_visitors(
         session,
         [

@@ -7,7 +7,7 @@ from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, select, text
+from sqlalchemy import delete, select, text, update
 from sqlalchemy.orm import Session
 
 from postillon.kit.repository import chunked, insert_rows, one_of, update_rows
@@ -54,6 +54,17 @@ def of_contact(session: Session, contact_id: uuid.UUID) -> list[Visitor]:
 def insert_visitors(session: Session, rows: Sequence[dict[str, Any]]) -> None:
     # A concurrent request may have seen the same new visitor: theirs is as good as ours.
     insert_rows(session, Visitor, rows, ignore_conflicts=True)
+
+
+def mark_seen(session: Session, anonymous_ids: Sequence[str], now: datetime) -> None:
+    """The visitors were seen at `now`: one statement per chunk of them."""
+    for part in chunked(anonymous_ids):
+        session.execute(
+            update(Visitor)
+            .where(one_of(session, Visitor.anonymous_id, part))
+            .values(last_seen_at=now)
+            .execution_options(synchronize_session=False)
+        )
 
 
 def update_visitors(session: Session, rows: Sequence[dict[str, Any]]) -> None:
