@@ -6,12 +6,29 @@ import sqlite3
 import subprocess
 import sys
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from sqlalchemy import text
 
 from postillon.kit.db import Database
 from postillon.kit.wal import BACKSTOP_PAGES, WalCheckpointer, WriterTurn
+
+
+@contextmanager
+def restarting_early(path: Path) -> Iterator[tuple[Database, WalCheckpointer]]:
+    """A database at `path` with a table `t (id, v)`, whose log is started over after 50
+    pages rather than 16,384."""
+    database = Database(f"sqlite:///{path}")
+    try:
+        assert database.checkpointer is not None
+        database.checkpointer.restart_pages = 50
+        with database.transaction() as session:
+            session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+        yield database, database.checkpointer
+    finally:
+        database.dispose()
 
 
 def test_writers_take_turns_and_a_turn_may_end_on_another_thread(tmp_path: Path) -> None:
@@ -57,12 +74,8 @@ def test_another_process_waits_for_the_turn(tmp_path: Path) -> None:
 
 
 def test_the_log_is_checkpointed_and_started_over_by_the_thread(tmp_path: Path) -> None:
-    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        assert database.checkpointer is not None
-        database.checkpointer.restart_pages = 50
+    with restarting_early(tmp_path / "x.db") as (database, checkpointer):
         with database.transaction() as session:
-            session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
             autocheckpoint = session.execute(text("PRAGMA wal_autocheckpoint")).scalar()
         assert autocheckpoint == BACKSTOP_PAGES  # the writers' own, only a backstop
         for start in range(0, 20_000, 1_000):
@@ -71,42 +84,33 @@ def test_the_log_is_checkpointed_and_started_over_by_the_thread(tmp_path: Path) 
                     text("INSERT INTO t (v) VALUES (:v)"),
                     [{"v": f"{n:08d}" * 40} for n in range(start, start + 1_000)],
                 )
-        assert database.checkpointer.wait_idle()
-        assert database.checkpointer.checkpoints >= 1
-        assert database.checkpointer.restarts >= 1
+        assert checkpointer.wait_idle()
+        assert checkpointer.checkpoints >= 1
+        assert checkpointer.restarts >= 1
         with database.transaction() as session:  # the next writer starts the log over
             session.execute(text("INSERT INTO t (v) VALUES ('last')"))
-        assert database.checkpointer.wait_idle()
+        assert checkpointer.wait_idle()
         with sqlite3.connect(tmp_path / "x.db") as raw:
             _, logged, copied = raw.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
             assert raw.execute("SELECT count(*) FROM t").fetchone() == (20_001,)
             (pages,) = raw.execute("PRAGMA page_count").fetchone()
         assert logged < pages / 4  # the log started over; it does not hold the history
         assert copied == logged
-    finally:
-        database.dispose()
 
 
 def test_back_to_back_writers_let_the_restart_through(tmp_path: Path) -> None:
     """One writer committing again at once (its rows ready) while the log is restarted:
     the restart is neither refused nor waited out (it was, for 30 s a transaction, while
     it took the writers' turn)."""
-    database = Database(f"sqlite:///{tmp_path / 'x.db'}")
-    try:
-        assert database.checkpointer is not None
-        database.checkpointer.restart_pages = 50
-        with database.transaction() as session:
-            session.execute(text("CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)"))
+    with restarting_early(tmp_path / "x.db") as (database, checkpointer):
         rows = [{"v": f"{n:08d}" * 40} for n in range(500)]
         for _ in range(40):
             with database.engine.begin() as connection:
                 connection.execute(text("INSERT INTO t (v) VALUES (:v)"), rows)
-        assert database.checkpointer.wait_idle()
-        assert database.checkpointer.restarts >= 1
-        assert database.checkpointer.restarts_refused == 0
-        assert database.checkpointer.restart_seconds < 5
-    finally:
-        database.dispose()
+        assert checkpointer.wait_idle()
+        assert checkpointer.restarts >= 1
+        assert checkpointer.restarts_refused == 0
+        assert checkpointer.restart_seconds < 5
 
 
 def test_a_closed_checkpointer_ignores_commits(tmp_path: Path) -> None:

@@ -30,8 +30,6 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 
 logger = logging.getLogger(__name__)
 
@@ -93,15 +91,6 @@ class WriterTurn:
                 fcntl.flock(self._fd, fcntl.LOCK_UN)
         finally:
             self._lock.release()
-
-    @contextmanager
-    def held(self) -> Iterator[None]:
-        taken = self.acquire()
-        try:
-            yield
-        finally:
-            if taken:
-                self.release()
 
     def close(self) -> None:
         if self._lock.acquire(timeout=_BUSY_TIMEOUT_SECONDS):
