@@ -670,6 +670,29 @@ def test_a_large_file_is_imported_completely_across_chunks(runtime: Runtime) -> 
     assert contact(runtime, "user29998@example.com").attributes == {"age": 29998 % 90}
 
 
+def test_a_file_parsed_in_a_second_process_reports_bad_rows_on_their_own_lines(
+    runtime: Runtime,
+) -> None:
+    runtime.imports.chunk_rows = 2000
+    lines = ["email,first_name,notes,phone"]
+    lines += [f"user{i}@example.com,U{i},,+49 151 {10000000 + i}" for i in range(24_000)]
+    # Line 1 is the header: user i sits on line i + 2, one line further after line 1003.
+    lines[1_000 + 1] = 'user1000@example.com,U1000,"a note over\ntwo lines",'  # lines 1002-1003
+    lines[4_000 + 1] = "not-an-address,U4000,,"  # line 4003, after the two-line record
+    lines[21_999 + 1] = "user21999@example.com,U21999,,12"  # line 22002, the last spans
+    content = csv_file(*lines)
+    problems: list[RowProblem] = []
+
+    report = run_import(runtime, content, phone_region="DE", on_problem=problems.append)
+
+    assert (report.rows, report.created, report.failed) == (24_000, 23_998, 2)
+    assert [(p.line, p.column) for p in problems] == [(4003, "email"), (22002, "phone")]
+    assert contact(runtime, "user1000@example.com").attributes == {
+        "notes": "a note over\ntwo lines"
+    }
+    assert contact(runtime, "user23999@example.com").phone == "+4915110023999"
+
+
 def test_a_contact_repeated_in_a_later_chunk_with_new_values_is_updated_not_duplicated(
     runtime: Runtime,
 ) -> None:

@@ -1,5 +1,6 @@
-"""Turning CSV rows into checked contact changes. Pure and picklable, so that a large
-import can parse its next chunk in a second process while this one writes the last."""
+"""Turning spans of a CSV file into checked contact changes. Pure and picklable, so that
+a large import can parse its next spans in a second process while this one writes the
+last: the second process gets a span's raw bytes and does all the reading and parsing."""
 
 from __future__ import annotations
 
@@ -13,7 +14,7 @@ from multiprocessing import get_context
 from postillon.contacts.changes import ContactChanges
 from postillon.contacts.fields import Channel, ConsentStatus, FieldError, normalise_phone
 from postillon.imports.mapping import ColumnTarget
-from postillon.imports.reader import CsvRow
+from postillon.imports.reader import CsvRow, CsvSource, CsvSpan, span_rows
 
 # Below this many rows a second process costs more to start than it saves.
 PARALLEL_FROM_ROWS = 20_000
@@ -30,7 +31,16 @@ class ColumnLocator:
 
 
 @dataclass(frozen=True)
+class ParsedSpan:
+    """The rows of a span: the line each starts on, and its checked changes."""
+
+    lines: list[int]
+    changes: list[ContactChanges]
+
+
+@dataclass(frozen=True)
 class RowParser:
+    delimiter: str
     columns: tuple[ColumnTarget, ...]
     tags: tuple[str, ...]
     email_consent: ConsentStatus | None
@@ -42,9 +52,14 @@ class RowParser:
             {c.field or f"attributes.{c.attribute}": c.header for c in self.columns}
         )
 
-    def parse_chunk(self, rows: Sequence[CsvRow]) -> list[ContactChanges]:
+    def parse_span(self, data: bytes, span: CsvSpan) -> ParsedSpan:
         locate = self.locate
-        return [self.parse(row, locate) for row in rows]
+        lines: list[int] = []
+        changes: list[ContactChanges] = []
+        for row in span_rows(data, span, self.delimiter):
+            lines.append(row.line)
+            changes.append(self.parse(row, locate))
+        return ParsedSpan(lines, changes)
 
     def parse(self, row: CsvRow, locate: ColumnLocator) -> ContactChanges:
         changes = ContactChanges(attributes_from_text=True, where=locate)
@@ -84,21 +99,21 @@ class RowParser:
         return changes
 
 
-def parsed_chunks(
-    parser: RowParser, chunks: Iterator[list[CsvRow]], *, parallel: bool
-) -> Iterator[tuple[list[CsvRow], list[ContactChanges]]]:
-    """Each chunk with its parsed changes. In parallel, a second process parses up to two
-    chunks ahead while the caller writes; the order of chunks is kept."""
+def parsed_spans(
+    parser: RowParser, source: CsvSource, spans: Sequence[CsvSpan], *, parallel: bool
+) -> Iterator[tuple[CsvSpan, ParsedSpan]]:
+    """Each span with its parsed rows. In parallel, a second process parses up to two
+    spans ahead while the caller writes; the order of spans is kept."""
     if not parallel or (os.cpu_count() or 1) < 2:
-        for chunk in chunks:
-            yield chunk, parser.parse_chunk(chunk)
+        for span in spans:
+            yield span, parser.parse_span(source.read(span), span)
         return
     # forkserver: the child starts clean, not as a copy of a process with threads and
     # open database connections.
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("forkserver")) as pool:
-        pending: deque[tuple[list[CsvRow], Future[list[ContactChanges]]]] = deque()
-        for chunk in chunks:
-            pending.append((chunk, pool.submit(parser.parse_chunk, chunk)))
+        pending: deque[tuple[CsvSpan, Future[ParsedSpan]]] = deque()
+        for span in spans:
+            pending.append((span, pool.submit(parser.parse_span, source.read(span), span)))
             if len(pending) > 2:
                 done, future = pending.popleft()
                 yield done, future.result()

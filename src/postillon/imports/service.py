@@ -8,7 +8,7 @@ external_id, then email, so importing the same file again changes nothing.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, BinaryIO
 
@@ -28,8 +28,8 @@ from postillon.contacts.upsert import Action, Mode, Outcome
 from postillon.errors import InvalidInput, NotFound
 from postillon.imports import repository
 from postillon.imports.mapping import map_columns
-from postillon.imports.parsing import PARALLEL_FROM_ROWS, RowParser, parsed_chunks
-from postillon.imports.reader import CsvRow, CsvSource
+from postillon.imports.parsing import PARALLEL_FROM_ROWS, RowParser, parsed_spans
+from postillon.imports.reader import CsvSource
 from postillon.kit.db import Database
 from postillon.kit.ids import new_id
 from postillon.models import ContactImport
@@ -123,8 +123,9 @@ class ImportService:
         source = CsvSource(stream, name=filename)
         columns = map_columns(source.headers, options.mapping)
         extra_tags = _check_tags(options.tags)
-        rows_total = source.check()
+        layout = source.check(rows_per_span=self.chunk_rows)
         parser = RowParser(
+            delimiter=source.delimiter,
             columns=tuple(columns),
             tags=tuple(extra_tags),
             email_consent=options.email_consent,
@@ -154,15 +155,15 @@ class ImportService:
         dry_run_session = database.session() if options.dry_run else None
         failure: Exception | None = None
         try:
-            chunks = _chunks(source.rows(), self.chunk_rows)
-            parallel = rows_total >= PARALLEL_FROM_ROWS
-            for chunk, items in parsed_chunks(parser, chunks, parallel=parallel):
+            parallel = layout.rows >= PARALLEL_FROM_ROWS
+            for span, parsed in parsed_spans(parser, source, layout.spans, parallel=parallel):
+                lines, items = parsed.lines, parsed.changes
                 if dry_run_session is not None:
-                    self._import_chunk(dry_run_session, report, chunk, items, note)
+                    self._import_chunk(dry_run_session, report, lines, items, note)
                 else:
-                    self._import_chunk_committed(database, report, chunk, items, note)
+                    self._import_chunk_committed(database, report, lines, items, note)
                 if progress is not None:
-                    progress(source.bytes_read, report.rows)
+                    progress(span.end, report.rows)
         except Exception as exc:  # recorded as failed, then raised again
             failure = exc
         finally:
@@ -202,7 +203,7 @@ class ImportService:
         self,
         database: Database,
         report: ImportReport,
-        rows: Sequence[CsvRow],
+        lines: Sequence[int],
         items: Sequence[ContactChanges],
         note: Callable[[RowProblem], None],
     ) -> None:
@@ -215,7 +216,7 @@ class ImportService:
                 with database.transaction() as session:
                     counted = ImportReport(report.import_id, report.filename, report.dry_run)
                     found: list[RowProblem] = []
-                    self._import_chunk(session, counted, rows, items, found.append)
+                    self._import_chunk(session, counted, lines, items, found.append)
             except IntegrityError:
                 if attempt == _CHUNK_ATTEMPTS:
                     raise
@@ -231,7 +232,7 @@ class ImportService:
         self,
         session: Session,
         report: ImportReport,
-        rows: Sequence[CsvRow],
+        lines: Sequence[int],
         items: Sequence[ContactChanges],
         note: Callable[[RowProblem], None],
     ) -> None:
@@ -246,13 +247,13 @@ class ImportService:
             record_changes=False,
         )
         touches: dict[uuid.UUID, dict[str, Any]] = {}
-        for row, outcome in zip(rows, outcomes, strict=True):
+        for line, outcome in zip(lines, outcomes, strict=True):
             report.count(outcome)
             if outcome.error is not None:
                 for problem in outcome.error.problems or ():
-                    note(RowProblem(row.line, problem.location, problem.message))
+                    note(RowProblem(line, problem.location, problem.message))
                 if not outcome.error.problems:
-                    note(RowProblem(row.line, "row", outcome.error.message))
+                    note(RowProblem(line, "row", outcome.error.message))
             elif outcome.action in (Action.created, Action.updated):
                 assert outcome.contact_id is not None
                 touches.setdefault(
@@ -289,14 +290,3 @@ def _check_tags(tags: Sequence[str]) -> list[str]:
         except FieldError as exc:
             raise InvalidInput.at("tags", str(exc)) from None
     return clean
-
-
-def _chunks(rows: Iterator[CsvRow], size: int) -> Iterator[list[CsvRow]]:
-    chunk: list[CsvRow] = []
-    for row in rows:
-        chunk.append(row)
-        if len(chunk) >= size:
-            yield chunk
-            chunk = []
-    if chunk:
-        yield chunk
