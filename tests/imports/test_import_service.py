@@ -572,6 +572,39 @@ def test_a_dry_run_counts_what_would_happen_and_stores_nothing(runtime: Runtime)
         assert runtime.imports.run_automations(session, report.import_id) == 0
 
 
+def test_a_dry_run_lets_other_writers_in_between_its_spans(runtime: Runtime) -> None:
+    # On SQLite a dry run in one transaction held the only write lock for the whole file:
+    # the tracking API and the worker waited, and gave up after the busy timeout.
+    runtime.imports.chunk_rows = 2000
+    lines = ["email,first_name"] + [f"person{i}@example.com,P{i}" for i in range(5000)]
+    written: list[str] = []
+
+    def write_meanwhile(done: int, rows: int) -> None:
+        email = f"meanwhile{rows}@example.com"
+        with runtime.database.transaction() as session:
+            runtime.contacts.create(session, ContactIn(email=email))
+        written.append(email)
+
+    report = run_import(runtime, csv_file(*lines), dry_run=True, progress=write_meanwhile)
+
+    assert (report.rows, report.created) == (5000, 5000)
+    assert len(written) == 3  # after each of the three spans
+    assert sorted(stored_contacts(runtime, key="email")) == sorted(written)
+
+
+def test_a_dry_run_counts_a_contact_repeated_in_a_later_span_against_the_stored_ones(
+    runtime: Runtime,
+) -> None:
+    runtime.imports.chunk_rows = 2000
+    lines = ["email,first_name", "ann@example.com,Ann", "ann@example.com,Anna"]  # one span
+    lines += [f"filler{i}@example.com,F{i}" for i in range(1998)]
+    lines.append("ANN@example.com,Annie")  # the second span: ann is not stored
+    report = run_import(runtime, csv_file(*lines), dry_run=True)
+
+    assert (report.rows, report.created, report.updated, report.failed) == (2001, 2000, 1, 0)
+    assert count_rows(runtime, Contact) == 0
+
+
 def test_importing_the_same_file_twice_changes_nothing_the_second_time(
     runtime: Runtime, clock: VirtualClock
 ) -> None:

@@ -44,6 +44,9 @@ class ImportOptions:
     tags: tuple[str, ...] = ()
     email_consent: ConsentStatus | None = None
     phone_region: str | None = None
+    # A dry run checks and counts every span of rows against the database as it stands
+    # and stores nothing: a contact that a later span repeats counts there as it would
+    # against the stored contacts, since the earlier span's rows were not kept.
     dry_run: bool = False
     run_automations: bool = False
 
@@ -152,24 +155,15 @@ class ImportService:
                     started_at=started_at,
                 ),
             )
-        dry_run_session = database.session() if options.dry_run else None
         failure: Exception | None = None
         try:
             parallel = layout.rows >= PARALLEL_FROM_ROWS
             for span, parsed in parsed_spans(parser, source, layout.spans, parallel=parallel):
-                lines, items = parsed.lines, parsed.changes
-                if dry_run_session is not None:
-                    self._import_chunk(dry_run_session, report, lines, items, note)
-                else:
-                    self._import_chunk_committed(database, report, lines, items, note)
+                self._import_span(database, report, parsed.lines, parsed.changes, note)
                 if progress is not None:
                     progress(span.end, report.rows)
         except Exception as exc:  # recorded as failed, then raised again
             failure = exc
-        finally:
-            if dry_run_session is not None:
-                dry_run_session.rollback()
-                dry_run_session.close()
         if failure is not None:
             reason = failure.message if isinstance(failure, InvalidInput) else "internal error"
             note(RowProblem(line=0, column="file", reason=reason))
@@ -199,7 +193,7 @@ class ImportService:
     def recent(self, session: Session, *, limit: int) -> list[ContactImport]:
         return repository.recent(session, limit)
 
-    def _import_chunk_committed(
+    def _import_span(
         self,
         database: Database,
         report: ImportReport,
@@ -207,16 +201,21 @@ class ImportService:
         items: Sequence[ContactChanges],
         note: Callable[[RowProblem], None],
     ) -> None:
-        """One chunk in its own transaction. Checks run before writes, so a unique key
-        can only collide with a concurrent writer; the chunk is then checked and written
-        again, and matches what that writer stored."""
+        """One span in its own transaction, committed, or rolled back in a dry run: a dry
+        run of a large file must not hold the database's only write lock (SQLite) for
+        minutes while the tracking API and the worker wait. Checks run before writes, so
+        a unique key can only collide with a concurrent writer; the span is then checked
+        and written again, and matches what that writer stored."""
         parse_problems = [list(item.problems) for item in items]
         for attempt in range(1, _CHUNK_ATTEMPTS + 1):
             try:
-                with database.transaction() as session:
+                # Closing the session rolls back what was not committed.
+                with database.session() as session:
                     counted = ImportReport(report.import_id, report.filename, report.dry_run)
                     found: list[RowProblem] = []
                     self._import_chunk(session, counted, lines, items, found.append)
+                    if not report.dry_run:
+                        session.commit()
             except IntegrityError:
                 if attempt == _CHUNK_ATTEMPTS:
                     raise
