@@ -35,7 +35,7 @@ from postillon.kit.ids import new_id
 from postillon.models import ContactImport
 
 STORED_PROBLEMS = 1000
-_CHUNK_ATTEMPTS = 3
+_SPAN_ATTEMPTS = 3
 
 
 @dataclass(frozen=True)
@@ -207,17 +207,17 @@ class ImportService:
         a unique key can only collide with a concurrent writer; the span is then checked
         and written again, and matches what that writer stored."""
         parse_problems = [list(item.problems) for item in items]
-        for attempt in range(1, _CHUNK_ATTEMPTS + 1):
+        for attempt in range(1, _SPAN_ATTEMPTS + 1):
             try:
                 # Closing the session rolls back what was not committed.
                 with database.session() as session:
                     counted = ImportReport(report.import_id, report.filename, report.dry_run)
                     found: list[RowProblem] = []
-                    self._import_chunk(session, counted, lines, items, found.append)
+                    self._apply_span(session, counted, lines, items, found.append)
                     if not report.dry_run:
                         session.commit()
             except IntegrityError:
-                if attempt == _CHUNK_ATTEMPTS:
+                if attempt == _SPAN_ATTEMPTS:
                     raise
                 for item, problems in zip(items, parse_problems, strict=True):
                     item.problems[:] = problems
@@ -227,7 +227,7 @@ class ImportService:
                 note(problem)
             return
 
-    def _import_chunk(
+    def _apply_span(
         self,
         session: Session,
         report: ImportReport,
