@@ -14,7 +14,7 @@ import codecs
 import csv
 import io
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import BinaryIO
 
 from postillon.errors import InvalidInput
@@ -43,8 +43,11 @@ class CsvSpan:
 
 @dataclass(frozen=True)
 class CsvLayout:
-    rows: int
     spans: list[CsvSpan]  # one per `rows_per_span` rows: a few hundred for a million rows
+
+    @property
+    def rows(self) -> int:
+        return sum(span.rows for span in self.spans)
 
 
 class CsvSource:
@@ -83,21 +86,19 @@ class CsvSource:
         self._raw.seek(0)
         lines = _Lines(self._raw, first_line=1)
         spans: list[CsvSpan] = []
-        start, first_line, count, total = 0, 0, 0, 0
+        start, first_line, count = 0, 0, 0
         for row, row_start in _records(lines, self.delimiter, header=True):
             if count == 0:
                 start, first_line = row_start, row.line
             count += 1
-            total += 1
             if count == rows_per_span:
                 spans.append(CsvSpan(start, lines.position, first_line, count))
                 count = 0
         if count:
             spans.append(CsvSpan(start, lines.position, first_line, count))
         elif spans:  # trailing blank lines go with the last span
-            last = spans[-1]
-            spans[-1] = CsvSpan(last.start, lines.position, last.line, last.rows)
-        return CsvLayout(rows=total, spans=spans)
+            spans[-1] = replace(spans[-1], end=lines.position)
+        return CsvLayout(spans)
 
     def read(self, span: CsvSpan) -> bytes:
         self._raw.seek(span.start)
